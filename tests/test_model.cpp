@@ -124,6 +124,31 @@ TEST(Mor, SkippedTokensCostNoFlopsOrMemory) {
   EXPECT_LT(routed.activation_bytes(), 0.85 * full.activation_bytes());
 }
 
+// forward_flops_per_token (used to match training budgets) predicts what last_forward_flops counts as run.
+TEST(Mor, ExpectedFlopsPerTokenMatchWhatRan) {
+  const int B = 3, T = 24;
+  auto t = tokens(B * T, 32);
+  for (bool kv_sharing : {false, true}) {
+    ModelConfig c = mor_config("expert");
+    c.mor_kv_sharing = kv_sharing;
+    Model m(c);
+    m.init_weights(5);
+    m.forward(t.data(), nullptr, B, T);
+    double predicted = m.forward_flops_per_token(T) * B * T;
+    // exact up to the router term without sharing; with it, the chosen tokens' positions set the key counts
+    EXPECT_NEAR(m.last_forward_flops() / predicted, 1.0, kv_sharing ? 0.03 : 1e-3) << "kv_sharing " << kv_sharing;
+  }
+  ModelConfig dense = mor_config("expert");
+  dense.mor_routing = MorRouting::none;
+  Model d(dense);
+  d.forward(t.data(), nullptr, B, T);
+  EXPECT_NEAR(d.last_forward_flops() / (d.forward_flops_per_token(T) * B * T), 1.0, 1e-12);
+  // KV sharing skips K/V projections and, at full capacity, scores the same pairs
+  ModelConfig shared = mor_config("expert", {1, 1, 1}), unshared = shared;
+  shared.mor_kv_sharing = true;
+  EXPECT_LT(Model(shared).forward_flops_per_token(T), Model(unshared).forward_flops_per_token(T));
+}
+
 TEST(Mor, TopKIsHierarchicalAndCausalRuleIsReported) {
   auto t = tokens(2 * 24, 32);
   Model m(mor_config("expert"));

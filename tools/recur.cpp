@@ -3,6 +3,8 @@
 //   recur sample  continue a prompt from a checkpoint
 //   recur bench   throughput benchmarks (see bench_train.cpp)
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -160,6 +162,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train->add_option("--prompt", sample_prompt, "prompt for the final sample")->capture_default_str();
   add_train_flags(train, train_config);
+  double flops_budget = 0;
+  train->add_option("--flops_budget", flops_budget,
+                    "train for this many FLOPs instead of --steps: steps = budget / (3 x forward FLOPs/token x "
+                    "tokens/step), with MoR at its configured capacities (0: use --steps)");
 
   // ---- sample
   CLI::App* sample = app.add_subcommand("sample", "continue a prompt with a trained model");
@@ -201,6 +207,15 @@ int main(int argc, char** argv) {
       TextCorpus corpus = TextCorpus::load(data, val_fraction);
       Model model(config);
       model.init_weights(train_config.seed);
+      check(flops_budget >= 0, "train: --flops_budget must be >= 0 (0: train for --steps)");
+      if (flops_budget > 0) {
+        check(!train->count("--steps"), "train: pass either --steps or --flops_budget, not both");
+        double step_flops = model.train_flops_per_token(train_config.seq_len) * train_config.batch_size *
+                            train_config.seq_len * train_config.grad_accum;
+        train_config.steps = std::max<int64_t>(1, std::llround(flops_budget / step_flops));
+        std::printf("recur train: --flops_budget %.3g = %lld steps of %.3g FLOPs\n", flops_budget,
+                    (long long)train_config.steps, step_flops);
+      }
       std::printf("recur train: %s | %zu parameters | %d layer applications over %d unique layers | %.2f MFLOPs/token "
                   "(forward) | %d threads | data %s (%zu train / %zu val bytes)\n",
                   resume.empty() ? "new model" : "resuming", model.n_params(), config.n_layers, config.n_unique_layers(),

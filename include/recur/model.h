@@ -126,7 +126,8 @@ class Model {
   size_t activation_bytes() const;
 
   // Model FLOPs per token of a forward at sequence length T (matmuls + attention over the causal half);
-  // a training step costs three times that.
+  // a training step costs three times that. For MoR, the expected cost at the configured capacities
+  // (token choice: at balanced load), with recursive KV sharing's saved K/V projections.
   double forward_flops_per_token(int T) const;
   double train_flops_per_token(int T) const { return 3.0 * forward_flops_per_token(T); }
 

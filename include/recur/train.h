@@ -62,6 +62,7 @@ struct StepMetrics {
   int64_t step = 0;  // 1-based count of optimizer steps done
   float loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, elapsed_s = 0;
+  double flops = 0;  // training FLOPs the step ran: 3 × the forwards' Model::last_forward_flops()
 };
 
 // Training data as a function of (step, micro_step) only, so a resumed run sees exactly the same batches.

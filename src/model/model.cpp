@@ -439,12 +439,14 @@ const float* Model::stack_output() const {
   return c.sharing == Sharing::middle_cycle ? residual_[2].data() : mor_stream_.data();
 }
 
-// Matmul FLOPs of one layer application per token, and attention FLOPs per scored (query, key) pair.
-static double layer_matmul_flops(const ModelConfig& c) {
+// FLOPs of one layer application on `rows` query rows scoring `pairs` (query, key) pairs. With recursive KV
+// sharing the layer projects only queries (its keys/values come from the first recursion).
+static double layer_flops(const ModelConfig& c, double rows, double pairs, bool kv_shared) {
   double d = c.d_model, F = c.d_ff, att_dim = c.n_heads * c.head_dim();
-  return 2.0 * (d * c.qkv_dim() + att_dim * d + d * 2 * F + F * d);
+  double projected = kv_shared ? att_dim : c.qkv_dim();
+  return 2.0 * rows * (d * projected + att_dim * d + d * 2 * F + F * d) + 4.0 * att_dim * pairs;
 }
-static double attention_pairs(const TokenLayout& layout) {  // causal (query, key) pairs, keys = queries
+static double causal_pairs(const TokenLayout& layout) {  // keys = queries: n(n+1)/2 per sequence
   double pairs = 0;
   for (int s = 0; s < layout.n_seq(); s++) {
     double n = layout.seq_start[s + 1] - layout.seq_start[s];
@@ -452,17 +454,31 @@ static double attention_pairs(const TokenLayout& layout) {  // causal (query, ke
   }
   return pairs;
 }
+// Queries of `queries` against the keys of `keys` (same sequences) at positions <= the query's.
+static double shared_pairs(const TokenLayout& queries, const TokenLayout& keys) {
+  double pairs = 0;
+  for (int s = 0; s < queries.n_seq(); s++) {
+    const int32_t* k_begin = keys.pos.data() + keys.seq_start[s];
+    const int32_t* k_end = keys.pos.data() + keys.seq_start[s + 1];
+    for (int i = queries.seq_start[s]; i < queries.seq_start[s + 1]; i++)
+      pairs += (double)(std::upper_bound(k_begin, k_end, queries.pos[i]) - k_begin);
+  }
+  return pairs;
+}
 
 double Model::last_forward_flops() const {
   const ModelConfig& c = config_;
-  double per_pair = 4.0 * c.n_heads * c.head_dim(), N = (double)B_ * T_;
+  double N = (double)B_ * T_;
   double flops = 2.0 * N * c.d_model * c.vocab_size;  // head
-  if (!c.mor()) return flops + c.n_layers * (N * layer_matmul_flops(c) + per_pair * attention_pairs(layout_));
+  double full_layer = layer_flops(c, N, causal_pairs(layout_), false);
+  if (!c.mor()) return flops + c.n_layers * full_layer;
   int unique_outer = c.sharing == Sharing::middle_cycle ? 2 : 0;
-  flops += unique_outer * (N * layer_matmul_flops(c) + per_pair * attention_pairs(layout_));
-  for (const MorStep& step : mor_steps_) {
-    double n = (double)step.selected.size();
-    flops += c.mor_block_size() * (n * layer_matmul_flops(c) + per_pair * attention_pairs(step.layout));
+  flops += unique_outer * full_layer;
+  for (size_t r = 0; r < mor_steps_.size(); r++) {
+    const MorStep& step = mor_steps_[r];
+    bool shared = c.mor_kv_sharing && r > 0;
+    double pairs = shared ? shared_pairs(step.layout, mor_steps_[0].layout) : causal_pairs(step.layout);
+    flops += c.mor_block_size() * layer_flops(c, (double)step.selected.size(), pairs, shared);
     flops += 2.0 * (double)std::max(step.candidates.size(), step.selected.size()) * c.d_model;  // router
   }
   return flops;
@@ -487,10 +503,23 @@ size_t Model::activation_bytes() const {
 
 double Model::forward_flops_per_token(int T) const {
   const ModelConfig& c = config_;
-  double d = c.d_model, F = c.d_ff, att_dim = c.n_heads * c.head_dim();
-  double matmul = d * c.qkv_dim() + att_dim * d + d * 2 * F + F * d;  // multiply-adds per token per layer
-  double attention = 2.0 * att_dim * (T + 1) / 2.0;                    // QKᵀ and PV over the causal half
-  return 2.0 * (c.n_layers * (matmul + attention) + d * c.vocab_size);
+  double head = 2.0 * c.d_model * c.vocab_size, full_layer = layer_flops(c, 1, (T + 1) / 2.0, false);
+  if (!c.mor()) return head + c.n_layers * full_layer;
+  // MoR: the expected active fraction f_r per step. Expert choice keeps max(1, floor(c_r·T)) tokens per
+  // sequence; token choice is counted at the balanced load its balancing aims for (the same (N_r - r)/N_r).
+  // A fraction f of a sequence scores f·(f·T + 1)/2 causal pairs per token, or f·(T + 1)/2 with KV sharing
+  // (queries against every key of the first recursion).
+  double flops = head + (c.sharing == Sharing::middle_cycle ? 2 : 0) * full_layer, previous = 1;
+  for (int r = 0; r < c.n_recursions; r++) {
+    double f = c.mor_routing == MorRouting::expert ? std::max(1.0, std::floor((double)c.capacity(r) * T)) / T
+                                                   : (double)c.capacity(r);
+    bool shared = c.mor_kv_sharing && r > 0;
+    double pairs = shared ? f * (T + 1) / 2.0 : f * (f * T + 1) / 2.0;
+    flops += c.mor_block_size() * layer_flops(c, f, pairs, shared);
+    flops += 2.0 * (c.mor_routing == MorRouting::expert ? previous : f) * c.d_model;  // router
+    previous = f;
+  }
+  return flops;
 }
 
 }  // namespace recur

@@ -73,13 +73,14 @@ StepMetrics train_step(Model& model, AdamW& opt, const TrainConfig& c, const Bat
     model.set_mor_warmup(ramp(c.mor_capacity_warmup_steps), ramp(c.mor_balance_warmup_steps));
   }
   model.zero_grad();
-  double loss = 0;
+  double loss = 0, flops = 0;
   int64_t tokens = 0;
   for (int micro = 0; micro < c.grad_accum; micro++) {
     Batch batch = batches(opt.step, micro);
     loss += model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
     model.backward();
     tokens += (int64_t)batch.batch_size * batch.seq_len;
+    flops += 3.0 * model.last_forward_flops();
   }
   if (c.loop_count_max > 0) model.set_loop_count(trained_loops);
   if (c.grad_accum > 1) kernels::scale_inplace(model.grads.data(), model.grads.size(), 1.0f / c.grad_accum);
@@ -95,6 +96,7 @@ StepMetrics train_step(Model& model, AdamW& opt, const TrainConfig& c, const Bat
   m.loss = (float)(loss / c.grad_accum);
   m.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
   m.tokens_per_s = (double)tokens / m.elapsed_s;
+  m.flops = flops;
   return m;
 }
 
@@ -141,7 +143,8 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
                                         std::to_string(last.step) + "; lower --lr or check the data");
     smoothed_tps = smoothed_tps == 0 ? last.tokens_per_s : 0.9 * smoothed_tps + 0.1 * last.tokens_per_s;
     nlohmann::json row = {{"step", last.step},           {"loss", last.loss},   {"lr", last.lr},
-                          {"grad_norm", last.grad_norm}, {"tokens_per_s", last.tokens_per_s}};
+                          {"grad_norm", last.grad_norm}, {"tokens_per_s", last.tokens_per_s},
+                          {"seconds", last.elapsed_s},   {"flops", last.flops}};
     bool eval_now = (c.eval_every > 0 && last.step % c.eval_every == 0) || last.step == c.steps;
     EvalMetrics eval;
     if (eval_now && evaluate) {

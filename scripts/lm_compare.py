@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""LM comparison at equal training FLOPs (issue 4, SPEC §3): vanilla, recursive (Cycle, Middle-Cycle) and
+Mixture-of-Recursions (expert / token choice, N_r = 2 and 3, with and without recursive KV sharing), each trained
+by `recur train --flops_budget` on the built-in corpus, then tabulated (validation NLL, unique parameters, FLOPs
+actually run, tokens, wall time) into report.md and results.csv.
+
+Resumable: every run checkpoints into <out>/<name>/ and a finished run leaves result.json; rerunning the command
+skips finished runs and resumes unfinished ones. `--runs a,b` trains a subset (e.g. two processes on disjoint
+subsets, one thread each); `--report_only` rewrites the tables from what has finished.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> model flags on top of the shared base (d_model 256, 4 heads, d_ff 688). The vanilla model has 8 layers;
+# recursive models keep 8 layer applications where the layout allows (Cycle N_r = 3 needs 9 = 3 x 3).
+MIDDLE = ["--sharing", "middle_cycle", "--n_layers", "8"]
+RUNS = {
+    "vanilla": ["--n_layers", "8"],
+    "cycle_r2": ["--sharing", "cycle", "--n_layers", "8", "--n_recursions", "2"],
+    "cycle_r3": ["--sharing", "cycle", "--n_layers", "9", "--n_recursions", "3"],
+    "middle_cycle_r2": MIDDLE + ["--n_recursions", "2"],
+    "middle_cycle_r3": MIDDLE + ["--n_recursions", "3"],
+}
+for routing in ("expert", "token"):
+    for nr in (2, 3):
+        for kv in (False, True):
+            name = f"mor_{routing}_r{nr}" + ("_kv" if kv else "")
+            RUNS[name] = MIDDLE + ["--n_recursions", str(nr), "--mor_routing", routing] + \
+                (["--mor_kv_sharing", "true"] if kv else [])
+
+BASE = ["--d_model", "256", "--n_heads", "4", "--n_kv_heads", "4", "--d_ff", "688", "--max_seq_len", "256"]
+
+
+def train_flags(args):
+    return ["--batch_size", str(args.batch_size), "--seq_len", "256", "--lr", str(args.lr), "--warmup_steps",
+            str(args.warmup_steps), "--flops_budget", str(args.budget), "--eval_every", "0", "--eval_batches",
+            str(args.eval_batches), "--save_every", "50", "--log_every", "25", "--sample_tokens", "0", "--seed",
+            str(args.seed)]
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def train_one(args, name, run_dir):
+    os.makedirs(run_dir, exist_ok=True)
+    cmd = [args.recur, "--threads", str(args.threads), "train"] + BASE + RUNS[name] + train_flags(args) + \
+        ["--out", run_dir]
+    if os.path.exists(os.path.join(run_dir, "latest")):
+        cmd += ["--resume", run_dir]
+    print("$", " ".join(cmd), flush=True)
+    with open(os.path.join(run_dir, "log.txt"), "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f"lm_compare: run {name} failed (exit {proc.returncode}); see {run_dir}/log.txt")
+    with open(os.path.join(run_dir, "log.txt")) as log:
+        text = log.read()
+    params = int(re.findall(r"\| (\d+) parameters \|", text)[-1])
+    steps = int(re.findall(r"= (\d+) steps of", text)[-1])
+    # the last row of each step wins: a resumed run may repeat steps after its last checkpoint
+    rows = {}
+    for row in read_metrics(run_dir):
+        rows[row["step"]] = row
+    assert len(rows) == steps and max(rows) == steps, f"{name}: metrics cover {len(rows)} of {steps} steps"
+    final = rows[steps]
+    result = {
+        "name": name, "flags": RUNS[name], "params": params, "steps": steps,
+        "tokens": steps * args.batch_size * 256,
+        "train_flops": sum(r["flops"] for r in rows.values()),
+        "train_seconds": sum(r["seconds"] for r in rows.values()),
+        "val_nll": final["val_loss"],
+        "mor": {k: v for k, v in final.items() if k.startswith("mor_")},
+        "budget": args.budget, "threads": args.threads,
+    }
+    with open(os.path.join(run_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def describe(name):
+    if name == "vanilla":
+        return "vanilla", "-", "-", "-"
+    kind, _, rest = name.rpartition("_r")
+    nr = rest.split("_")[0]
+    kv = "yes" if name.endswith("_kv") else "no"
+    if kind.startswith("mor_"):
+        return "middle_cycle", nr, kind[4:], kv
+    return kind, nr, "-", "-"
+
+
+def write_report(args, results):
+    os.makedirs(args.docs, exist_ok=True)
+    cols = ["name", "sharing", "N_r", "routing", "kv_sharing", "params", "train_flops", "tokens", "steps",
+            "train_seconds", "val_nll", "active_fractions"]
+    with open(os.path.join(args.docs, "results.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in results:
+            act = ";".join(f"{r['mor'][k]:.3f}" for k in sorted(r["mor"]) if k.startswith("mor_active_"))
+            w.writerow([r["name"], *describe(r["name"]), r["params"], f"{r['train_flops']:.4g}", r["tokens"],
+                        r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", act])
+    lines = ["| model | sharing | N_r | routing | KV sharing | unique params | train FLOPs | tokens | steps | wall s "
+             "| val NLL (nats/byte) | active fraction per step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        act = " / ".join(f"{r['mor'][k]:.2f}" for k in sorted(r["mor"]) if k.startswith("mor_active_")) or "-"
+        lines.append(f"| {r['name']} | " + " | ".join(describe(r["name"])) +
+                     f" | {r['params'] / 1e6:.2f}M | {r['train_flops']:.3g} | {r['tokens'] / 1e3:.0f}k | {r['steps']}"
+                     f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {act} |")
+    table = "\n".join(lines)
+    with open(os.path.join(args.docs, "report.md"), "w") as f:
+        f.write(f"# LM comparison at equal training FLOPs ({args.budget:.3g} per run)\n\n{table}\n")
+    print(table)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recur", default=os.path.join(ROOT, "build", "recur"))
+    p.add_argument("--out", default="runs/lm_compare", help="run folders (checkpoints, logs)")
+    p.add_argument("--docs", default="docs/results/lm_compare", help="where report.md and results.csv go")
+    p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
+    p.add_argument("--budget", type=float, default=3e13, help="training FLOPs per run")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--warmup_steps", type=int, default=30)
+    p.add_argument("--eval_batches", type=int, default=32, help="validation batches of batch_size x 256 bytes")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report_only", action="store_true", help="only rewrite the tables from finished runs")
+    args = p.parse_args()
+    names = [n for n in args.runs.split(",") if n]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        sys.exit(f"lm_compare: unknown run(s) {unknown}; choose from {list(RUNS)}")
+    if not args.report_only:
+        for name in names:
+            run_dir = os.path.join(args.out, name)
+            if os.path.exists(os.path.join(run_dir, "result.json")):
+                continue
+            r = train_one(args, name, run_dir)
+            print(f"{name}: val NLL {r['val_nll']:.4f} after {r['steps']} steps, {r['train_seconds']:.0f} s", flush=True)
+    results = []
+    for name in RUNS:
+        path = os.path.join(args.out, name, "result.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                results.append(json.load(f))
+    if results:
+        write_report(args, results)
+
+
+if __name__ == "__main__":
+    main()
