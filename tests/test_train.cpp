@@ -147,6 +147,11 @@ TEST(Train, ResumeEqualsUninterrupted) {
   ASSERT_EQ(la.size(), 8u);
   EXPECT_EQ(la, lc);            // bit-identical losses
   EXPECT_EQ(a.params, c.params);  // and weights
+  RunTotals whole_totals = read_run_totals(whole.out_dir), piece_totals = read_run_totals(first.out_dir);
+  EXPECT_EQ(piece_totals.steps, 8);  // both segments, each step once
+  EXPECT_GT(piece_totals.seconds, 0.0);
+  EXPECT_DOUBLE_EQ(piece_totals.flops, whole_totals.flops);
+  EXPECT_GT(whole_totals.flops, 0.0);
 
   TrainConfig changed = t;
   changed.batch_size = 2;

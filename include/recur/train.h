@@ -88,6 +88,14 @@ struct TrainOptions {
   bool quiet = false;
 };
 
+// Totals of a run from its out_dir/metrics.jsonl, every segment of a resumed run included (the last row of a
+// step counts: a resumed run repeats the steps after its last checkpoint).
+struct RunTotals {
+  int64_t steps = 0;
+  double seconds = 0, flops = 0;
+};
+RunTotals read_run_totals(const std::string& out_dir);
+
 // The whole run: resumes if asked, trains to config.steps, validates, checkpoints. Returns the last metrics.
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,
                       const TrainOptions& options);

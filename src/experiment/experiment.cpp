@@ -2,7 +2,6 @@
 // writes results.csv, report.md and plot.svg into the experiment folder.
 #include "recur/experiment.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -278,10 +277,9 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
     options.out_dir = dir;
     options.quiet = quiet;
     if (fs::exists(dir + "/latest")) options.resume_from = dir;
-    auto t0 = std::chrono::steady_clock::now();
     train_run(model, train, task_batches(*task, train),
               task_validation(*task, std::min(e.eval_examples, 128), e.eval_batch), options);
-    r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.train_seconds = read_run_totals(dir).seconds;  // every resumed segment's steps
     r.steps = train.steps;
     for (const DifficultyAccuracy& a :
          evaluate_task(model, *task, tasks::Split::test, e.eval_examples, e.eval_batch)) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "recur/checkpoint.h"
@@ -106,6 +107,25 @@ static std::string format_duration(double seconds) {
   if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, s / 60 % 60);
   else std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
   return buf;
+}
+
+RunTotals read_run_totals(const std::string& out_dir) {
+  std::string path = out_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  check(in.good(), "cannot read " + path + "; is " + out_dir + " a training --out folder?");
+  std::map<int64_t, std::pair<double, double>> per_step;  // step -> (seconds, flops)
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); line_no++) {
+    if (line.empty()) continue;
+    nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    check(!row.is_discarded() && row.contains("step"),
+          path + " line " + std::to_string(line_no) + " is not a metrics row; the file is damaged");
+    per_step[row["step"].get<int64_t>()] = {row.value("seconds", 0.0), row.value("flops", 0.0)};
+  }
+  RunTotals totals;
+  totals.steps = (int64_t)per_step.size();
+  for (const auto& [step, v] : per_step) totals.seconds += v.first, totals.flops += v.second;
+  return totals;
 }
 
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,

@@ -1,0 +1,67 @@
+// Experiments: grid specs, the depth fit, and a tiny resumable grid run end to end (results, tables, resume).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "test_util.h"
+#include "recur/error.h"
+#include "recur/experiment.h"
+
+using namespace recur;
+namespace fs = std::filesystem;
+
+TEST(Experiment, LoopSpecParsesAndRejects) {
+  LoopSpec a = LoopSpec::parse("2x3"), b = LoopSpec::parse("1+2x2+1");
+  EXPECT_EQ(a.depth(), 6);
+  EXPECT_TRUE(a.looped());
+  EXPECT_EQ(b.depth(), 6);
+  EXPECT_EQ(b.name(), "1+2x2+1");
+  EXPECT_FALSE(LoopSpec::parse("4x1").looped());
+  for (const char* bad : {"2y3", "x3", "0x2", "2x0", "1+2x2+", ""}) EXPECT_THROW(LoopSpec::parse(bad), Error) << bad;
+}
+
+TEST(Experiment, DepthFitRecoversALogLaw) {
+  std::vector<ModelResult> results;
+  for (int L : {1, 2, 4, 8}) {
+    ModelResult r;
+    r.spec = LoopSpec::parse("1x" + std::to_string(L));
+    r.mean_accuracy = 0.1 * std::log((double)L) + 0.3;
+    results.push_back(r);
+  }
+  DepthFit fit = fit_depth(results, true);
+  EXPECT_EQ(fit.points, 4);  // (1x1) is the first member of the looped family of k = 1
+  EXPECT_NEAR(fit.alpha, 0.1, 1e-9);
+  EXPECT_NEAR(fit.beta, 0.3, 1e-9);
+}
+
+TEST(Experiment, TinyGridRunsAndResumes) {
+  ExperimentConfig e;
+  e.task = "phop";
+  e.task_options = {{"length", 8}, {"p_train", {1, 2}}, {"p_test", {1, 2}}, {"dense", true}};
+  e.base.d_model = 16, e.base.n_heads = 2, e.base.n_kv_heads = 2, e.base.d_ff = 32;
+  e.models = {LoopSpec::parse("1x1"), LoopSpec::parse("1x2")};
+  e.train.steps = 6, e.train.warmup_steps = 2, e.train.batch_size = 4, e.train.eval_every = 0,
+  e.train.save_every = 3, e.train.log_every = 0;
+  e.eval_examples = 16, e.eval_batch = 8;
+  e.out_dir = temp_dir("experiment");
+  ExperimentReport first = run_experiment(e, true);
+  ASSERT_EQ(first.results.size(), 2u);
+  for (const ModelResult& r : first.results) {
+    EXPECT_EQ(r.steps, 6);
+    EXPECT_EQ(r.difficulties, (std::vector<int>{1, 2}));
+    EXPECT_GT(r.train_seconds, 0.0);
+    EXPECT_GE(r.mean_accuracy, 0.0);
+    EXPECT_LE(r.mean_accuracy, 1.0);
+  }
+  EXPECT_EQ(first.results[0].params, first.results[1].params);  // looping adds no parameters
+  EXPECT_NEAR(first.results[1].flops_per_token / first.results[0].flops_per_token, 2.0, 0.2);
+  EXPECT_NE(first.table_markdown.find("(1x2)"), std::string::npos);
+  EXPECT_TRUE(fs::exists(e.out_dir + "/results.csv"));
+  EXPECT_TRUE(fs::exists(e.out_dir + "/plot.svg"));
+  // a re-run reuses the finished models' results
+  ExperimentReport again = run_experiment(e, true);
+  ASSERT_EQ(again.results.size(), 2u);
+  EXPECT_EQ(again.results[1].mean_accuracy, first.results[1].mean_accuracy);
+  EXPECT_EQ(again.results[1].train_seconds, first.results[1].train_seconds);
+}
