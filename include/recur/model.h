@@ -54,6 +54,22 @@ struct MorStep {
   std::vector<LayerActivations> acts;
 };
 
+// One sequence's decoding state: the post-RoPE keys and values of every position it has consumed, per layer
+// application (Model::decode_forward), and how many tokens that is.
+struct KVCache {
+  std::vector<std::vector<float>> kv;     // per application: (rows, 2·kv_dim), each row [k | v]
+  std::vector<std::vector<int32_t>> pos;  // per application: the position of each row
+  int length = 0;                         // tokens consumed = the next token's position
+  void clear();
+  size_t bytes() const;
+};
+// New tokens of one sequence for a decode step (a prompt prefill, or one sampled token).
+struct DecodeChunk {
+  KVCache* cache;
+  const int32_t* tokens;
+  int n;
+};
+
 // Routing statistics of the last forward (SPEC §3), for validation logs.
 struct MorStats {
   std::vector<double> active_fraction;  // per step: tokens the block ran on / all tokens
@@ -104,6 +120,11 @@ class Model {
   // loop count sampled per training step). Requires loop_block > 0.
   void set_loop_count(int L);
 
+  // Incremental decoding (src/infer/decode.cpp): runs each chunk's tokens at the positions after its cache,
+  // attending to the cache, and appends their keys/values to it. logits (total new tokens, vocab) in chunk
+  // order. Equals forward() over the whole sequences. Not yet for MoR models (causal routing comes next).
+  void decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits);
+
   // Forward/backward of one layer application on the token rows of `layout` (for MoR, a gathered subset).
   // x_in, x_out (N,d). backward: dx (N,d) holds d x_out on entry and d x_in on return.
   // With `shared`, the layer computes only queries and attends to another application's keys/values
@@ -134,6 +155,13 @@ class Model {
   std::vector<float> params, grads;
 
  private:
+  // layer_forward in two parts, so that decoding can attend to a KV cache in between: RMSNorm + fused
+  // projection + RoPE into a.qkv, then the o-projection, residual and MLP from a.att.
+  void attention_inputs(int u, const TokenLayout& layout, const float* x_in, LayerActivations& a, bool queries_only);
+  void layer_output(int u, int N, const float* x_in, float* x_out, LayerActivations& a);
+  // One layer application (index app) over the chunks' new rows, attending to and extending their caches.
+  void cached_layer_forward(int u, size_t app, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
+                            const float* x_in, float* x_out, LayerActivations& a);
   kernels::AttentionShape attention_shape(const TokenLayout& q_layout, const TokenLayout& k_layout, int q_stride) const;
   // Input injection before layer application `app`: the slot index, or -1 where none happens.
   int injection_slot(size_t app) const;

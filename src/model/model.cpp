@@ -230,30 +230,28 @@ AttentionShape Model::attention_shape(const TokenLayout& q_layout, const TokenLa
   return a;
 }
 
-// x_in (N,d) -> x_out (N,d):  mid = x + Attn(RMSNorm(x)) ; x_out = mid + MLP(RMSNorm(mid))
-void Model::layer_forward(int u, const TokenLayout& layout, const float* x_in, float* x_out,
-                          LayerActivations& a, const SharedKV* shared) {
+// x_in (N,d) -> a.qkv (N, [q | k | v]) after RMSNorm, the fused projection and RoPE; with queries_only
+// just (N, q): only the query rows of the fused weight are used.
+void Model::attention_inputs(int u, const TokenLayout& layout, const float* x_in, LayerActivations& a,
+                             bool queries_only) {
   const ModelConfig& c = config_;
   const LayerOffsets& w = layer(u);
   const float* P = params.data();
-  int N = layout.n_rows, d = c.d_model, F = c.d_ff, qkv_dim = c.qkv_dim(), att_dim = c.n_heads * c.head_dim();
+  int N = layout.n_rows, d = c.d_model, att_dim = c.n_heads * c.head_dim();
+  int q_stride = queries_only ? att_dim : c.qkv_dim();
   a.resize(N, c);
   rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, P + w.attn_norm, N, d, c.norm_eps);
-  // (N, [q | k | v]); with shared K/V only the query rows of the fused weight are used: (N, q)
-  int q_stride = shared ? att_dim : qkv_dim;
   linear_forward(a.qkv.data(), a.xn1.data(), P + w.wqkv, N, d, q_stride);
-  float* q = a.qkv.data();
-  rope_forward(q, layout.pos.data(), N, q_stride, c.n_heads, rope_);
-  if (shared) {
-    const float* k = shared->qkv + att_dim;
-    attention_forward(a.att.data(), a.lse.data(), q, k, k + c.n_kv_heads * c.head_dim(),
-                      attention_shape(layout, *shared->layout, q_stride));
-  } else {
-    float* k = q + att_dim;
-    rope_forward(k, layout.pos.data(), N, qkv_dim, c.n_kv_heads, rope_);
-    attention_forward(a.att.data(), a.lse.data(), q, k, k + c.n_kv_heads * c.head_dim(),
-                      attention_shape(layout, layout, q_stride));
-  }
+  rope_forward(a.qkv.data(), layout.pos.data(), N, q_stride, c.n_heads, rope_);
+  if (!queries_only) rope_forward(a.qkv.data() + att_dim, layout.pos.data(), N, q_stride, c.n_kv_heads, rope_);
+}
+
+// a.att (N, heads·head_dim) -> x_out (N,d): mid = x_in + att·Woᵀ ; x_out = mid + MLP(RMSNorm(mid))
+void Model::layer_output(int u, int N, const float* x_in, float* x_out, LayerActivations& a) {
+  const ModelConfig& c = config_;
+  const LayerOffsets& w = layer(u);
+  const float* P = params.data();
+  int d = c.d_model, F = c.d_ff, att_dim = c.n_heads * c.head_dim();
   linear_forward(a.mid.data(), a.att.data(), P + w.wo, N, att_dim, d);
   residual_forward(a.mid.data(), x_in, a.mid.data(), (size_t)N * d);
   rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.mid.data(), P + w.ffn_norm, N, d, c.norm_eps);
@@ -261,6 +259,23 @@ void Model::layer_forward(int u, const TokenLayout& layout, const float* x_in, f
   swiglu_forward(a.hidden.data(), a.gate_up.data(), N, F);
   linear_forward(x_out, a.hidden.data(), P + w.w_down, N, F, d);
   residual_forward(x_out, a.mid.data(), x_out, (size_t)N * d);
+}
+
+// x_in (N,d) -> x_out (N,d):  mid = x + Attn(RMSNorm(x)) ; x_out = mid + MLP(RMSNorm(mid))
+void Model::layer_forward(int u, const TokenLayout& layout, const float* x_in, float* x_out,
+                          LayerActivations& a, const SharedKV* shared) {
+  const ModelConfig& c = config_;
+  int att_dim = c.n_heads * c.head_dim(), kv_dim = c.n_kv_heads * c.head_dim();
+  attention_inputs(u, layout, x_in, a, shared != nullptr);
+  const float* q = a.qkv.data();
+  if (shared) {
+    const float* k = shared->qkv + att_dim;
+    attention_forward(a.att.data(), a.lse.data(), q, k, k + kv_dim, attention_shape(layout, *shared->layout, att_dim));
+  } else {
+    const float* k = q + att_dim;
+    attention_forward(a.att.data(), a.lse.data(), q, k, k + kv_dim, attention_shape(layout, layout, c.qkv_dim()));
+  }
+  layer_output(u, layout.n_rows, x_in, x_out, a);
 }
 
 // dx (N,d): d x_out on entry, d x_in on return. The residual paths pass dx through unchanged; each branch
