@@ -77,6 +77,7 @@ def train_one(args, name, run_dir):
         "train_flops": sum(r["flops"] for r in rows.values()),
         "train_seconds": sum(r["seconds"] for r in rows.values()),
         "val_nll": final["val_loss"],
+        "val_nll_causal": final.get("val_loss_causal"),
         "mor": {k: v for k, v in final.items() if k.startswith("mor_")},
         "budget": args.budget, "threads": args.threads,
     }
@@ -96,25 +97,29 @@ def describe(name):
     return kind, nr, "-", "-"
 
 
+def causal(r):  # expert choice: validation under the causal routing rule that decoding uses
+    return f"{r['val_nll_causal']:.4f}" if r.get("val_nll_causal") is not None else "-"
+
+
 def write_report(args, results):
     os.makedirs(args.docs, exist_ok=True)
     cols = ["name", "sharing", "N_r", "routing", "kv_sharing", "params", "train_flops", "tokens", "steps",
-            "train_seconds", "val_nll", "active_fractions"]
+            "train_seconds", "val_nll", "val_nll_causal", "active_fractions"]
     with open(os.path.join(args.docs, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in results:
             act = ";".join(f"{r['mor'][k]:.3f}" for k in sorted(r["mor"]) if k.startswith("mor_active_"))
             w.writerow([r["name"], *describe(r["name"]), r["params"], f"{r['train_flops']:.4g}", r["tokens"],
-                        r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", act])
+                        r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", causal(r), act])
     lines = ["| model | sharing | N_r | routing | KV sharing | unique params | train FLOPs | tokens | steps | wall s "
-             "| val NLL (nats/byte) | active fraction per step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| val NLL (nats/byte) | val NLL, causal routing | active fraction per step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         act = " / ".join(f"{r['mor'][k]:.2f}" for k in sorted(r["mor"]) if k.startswith("mor_active_")) or "-"
         lines.append(f"| {r['name']} | " + " | ".join(describe(r["name"])) +
                      f" | {r['params'] / 1e6:.2f}M | {r['train_flops']:.3g} | {r['tokens'] / 1e3:.0f}k | {r['steps']}"
-                     f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {act} |")
+                     f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {causal(r)} | {act} |")
     table = "\n".join(lines)
     with open(os.path.join(args.docs, "report.md"), "w") as f:
         f.write(f"# LM comparison at equal training FLOPs ({args.budget:.3g} per run)\n\n{table}\n")
@@ -152,7 +157,10 @@ def main():
         path = os.path.join(args.out, name, "result.json")
         if os.path.exists(path):
             with open(path) as f:
-                results.append(json.load(f))
+                r = json.load(f)
+            if r.get("val_nll_causal") is None:  # results written before the causal loss was recorded
+                r["val_nll_causal"] = read_metrics(os.path.join(args.out, name))[-1].get("val_loss_causal")
+            results.append(r)
     if results:
         write_report(args, results)
 

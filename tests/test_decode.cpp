@@ -87,11 +87,61 @@ TEST(Decode, RejectsBadUse) {
   std::vector<int32_t> bad = {3, 99};
   EXPECT_THROW(m.decode_forward({{&cache, bad.data(), 2}}, logits), Error);  // outside the vocabulary
   EXPECT_THROW(m.decode_forward({}, logits), Error);
-  ModelConfig mor = small("cycle");
-  mor.mor_routing = MorRouting::expert;
-  mor.validate();
-  Model routed(mor);
-  EXPECT_THROW(routed.decode_forward({{&cache, t.data(), 2}}, logits), Error);
+}
+
+// MoR decoding routes causally; forward() with causal routing must give the same logits, and the caches of
+// the deeper steps hold only the tokens that ran them.
+TEST(Decode, MorCachedLogitsEqualCausalForward) {
+  struct Case {
+    const char* name;
+    MorRouting routing;
+    Sharing sharing;
+    bool kv_sharing, aux_router, mlp_tanh;
+  };
+  for (Case k : {Case{"expert", MorRouting::expert, Sharing::middle_cycle, false, false, false},
+                 Case{"expert_kv", MorRouting::expert, Sharing::cycle, true, false, false},
+                 Case{"expert_aux_mlp", MorRouting::expert, Sharing::middle_cycle, false, true, true},
+                 Case{"token", MorRouting::token, Sharing::middle_cycle, false, false, false},
+                 Case{"token_kv", MorRouting::token, Sharing::cycle, true, false, false}}) {
+    ModelConfig c = small("plain");
+    c.sharing = k.sharing, c.n_recursions = 3, c.n_layers = k.sharing == Sharing::cycle ? 3 : 5;
+    c.mor_routing = k.routing, c.mor_kv_sharing = k.kv_sharing, c.mor_aux_router = k.aux_router;
+    if (k.mlp_tanh) c.mor_router = MorRouter::mlp, c.mor_gate = MorGate::tanh;
+    c.validate();
+    Model m(c);
+    m.init_weights(7);
+    for (float& w : m.params) w *= 4;  // logits and router scores far from ties, so that routing is robust
+    if (k.routing == MorRouting::token) m.mor_bias = {0.05f, 0.0f, -0.05f};
+    m.set_mor_causal_routing(true);
+    const int T = 16, V = c.vocab_size;
+    std::vector<int32_t> s0 = random_tokens(T, V, 5), s1 = random_tokens(T, V, 6);
+    std::vector<int32_t> both = s0;
+    both.insert(both.end(), s1.begin(), s1.end());
+    m.forward(both.data(), nullptr, 2, T);
+    std::vector<float> full(m.logits(), m.logits() + (size_t)2 * T * V);
+    MorStats stats = m.mor_stats();
+    EXPECT_GT(stats.active_fraction[2], 0.0) << k.name;  // the deepest step runs on some tokens
+    EXPECT_LT(stats.active_fraction[2], 1.0) << k.name;  // and not on all
+
+    KVCache c0, c1;
+    std::vector<float> logits;
+    m.decode_forward({{&c0, s0.data(), 6}, {&c1, s1.data(), 3}}, logits);
+    EXPECT_LT(max_diff(logits.data(), full.data(), 6 * V), 1e-4) << k.name;
+    EXPECT_LT(max_diff(logits.data() + 6 * V, full.data() + (size_t)T * V, 3 * V), 1e-4) << k.name;
+    for (int t = 6; t < T; t++) {
+      int t1 = c1.length;
+      m.decode_forward({{&c0, s0.data() + t, 1}, {&c1, s1.data() + t1, 1}}, logits);
+      EXPECT_LT(max_diff(logits.data(), full.data() + (size_t)t * V, V), 1e-4) << k.name << " t " << t;
+      EXPECT_LT(max_diff(logits.data() + V, full.data() + (size_t)(T + t1) * V, V), 1e-4) << k.name << " t " << t;
+    }
+    int rest = T - c1.length;  // sequence 1 finishes with a prefill-sized chunk
+    m.decode_forward({{&c1, s1.data() + c1.length, rest}}, logits);
+    EXPECT_LT(max_diff(logits.data(), full.data() + (size_t)(2 * T - rest) * V, (size_t)rest * V), 1e-4) << k.name;
+    // the last step's cache (first block layer) holds exactly the tokens that reached it
+    size_t last_site = (k.sharing == Sharing::middle_cycle ? 1 : 0) + 2 * c.mor_block_size();
+    size_t rows = k.kv_sharing ? 0 : (size_t)std::lround(stats.active_fraction[2] * 2 * T);
+    EXPECT_EQ(c0.pos[last_site].size() + c1.pos[last_site].size(), rows) << k.name;
+  }
 }
 
 TEST(Decode, GreedyGenerationMatchesFullForwardAndShiftsContext) {

@@ -2,8 +2,10 @@
 // on a small corpus, data windows and corpus errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -179,3 +181,24 @@ TEST(Train, DeterministicForSeed) {
 }
 
 }  // namespace
+
+// Expert-choice validation also reports the loss under the causal routing rule that decoding uses.
+TEST(Train, ExpertChoiceValidationReportsCausalLoss) {
+  std::string dir = temp_dir("mor_validation");
+  TextCorpus corpus = TextCorpus::load(write_corpus(dir), 0.1);
+  ModelConfig c = small_model();
+  c.sharing = Sharing::cycle, c.n_layers = 3, c.n_recursions = 3, c.mor_routing = MorRouting::expert;
+  c.validate();
+  Model m(c);
+  m.init_weights(2);
+  TrainConfig t = small_training();
+  EvalMetrics metrics = text_validation(corpus.val, t)(m);
+  std::map<std::string, double> by_name(metrics.begin(), metrics.end());
+  ASSERT_TRUE(by_name.count("val_loss_causal"));
+  EXPECT_TRUE(std::isfinite(by_name["val_loss_causal"]));
+  EXPECT_TRUE(by_name.count("mor_active_2"));
+  // the model is left routing by top-k for training
+  Batch batch = sample_batch(corpus.val, t.batch_size, t.seq_len, 0xE7A1, 0, 0);
+  m.forward(batch.tokens.data(), batch.targets.data(), t.batch_size, t.seq_len);
+  EXPECT_NEAR(m.mor_stats().active_fraction[2], 1.0 / 3, 0.05);
+}

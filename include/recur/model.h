@@ -57,8 +57,9 @@ struct MorStep {
 // One sequence's decoding state: the post-RoPE keys and values of every position it has consumed, per layer
 // application (Model::decode_forward), and how many tokens that is.
 struct KVCache {
-  std::vector<std::vector<float>> kv;     // per application: (rows, 2·kv_dim), each row [k | v]
-  std::vector<std::vector<int32_t>> pos;  // per application: the position of each row
+  // per layer application (MoR: per recursion step and block layer; empty for steps that share the first's)
+  std::vector<std::vector<float>> kv;     // (rows, 2·kv_dim), each row [k | v]
+  std::vector<std::vector<int32_t>> pos;  // the position of each row (MoR: only the tokens that ran the step)
   int length = 0;                         // tokens consumed = the next token's position
   void clear();
   size_t bytes() const;
@@ -115,6 +116,10 @@ class Model {
   // Training warm-ups: capacity_progress in [0,1] moves each c_r from 1 to its target (cosine);
   // balance_scale multiplies the token-choice balancing loss.
   void set_mor_warmup(double capacity_progress, double balance_scale);
+  // Expert choice at inference: a token continues at step r iff its BCE-trained router logit is >= 0 (the
+  // causal rule; steps with capacity 1 take every candidate) instead of the top-k over the whole sequence,
+  // which needs future tokens. Decoding always routes this way; forward() does while this is on.
+  void set_mor_causal_routing(bool on);
 
   // Run the looped block L times from now on (a model trained at one loop count evaluated at another, or a
   // loop count sampled per training step). Requires loop_block > 0.
@@ -122,7 +127,9 @@ class Model {
 
   // Incremental decoding (src/infer/decode.cpp): runs each chunk's tokens at the positions after its cache,
   // attending to the cache, and appends their keys/values to it. logits (total new tokens, vocab) in chunk
-  // order. Equals forward() over the whole sequences. Not yet for MoR models (causal routing comes next).
+  // order. Equals forward() over the whole sequences; for MoR, forward() with causal routing (expert choice:
+  // set_mor_causal_routing), each recursion step caching the K/V of the tokens that ran it (or, with KV
+  // sharing, the steps after the first attending to the first step's cache).
   void decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits);
 
   // Forward/backward of one layer application on the token rows of `layout` (for MoR, a gathered subset).
@@ -160,8 +167,9 @@ class Model {
   void attention_inputs(int u, const TokenLayout& layout, const float* x_in, LayerActivations& a, bool queries_only);
   void layer_output(int u, int N, const float* x_in, float* x_out, LayerActivations& a);
   // One layer application (index app) over the chunks' new rows, attending to and extending their caches.
-  void cached_layer_forward(int u, size_t app, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
-                            const float* x_in, float* x_out, LayerActivations& a);
+  // With shared_site >= 0 (recursive KV sharing) it projects only queries and attends to that site's cache.
+  void cached_layer_forward(int u, size_t site, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
+                            const float* x_in, float* x_out, LayerActivations& a, int shared_site = -1);
   kernels::AttentionShape attention_shape(const TokenLayout& q_layout, const TokenLayout& k_layout, int q_stride) const;
   // Input injection before layer application `app`: the slot index, or -1 where none happens.
   int injection_slot(size_t app) const;
@@ -177,7 +185,13 @@ class Model {
   void mor_backward(float* dstream, int N);
   void run_block_forward(MorStep& step, const float* stream);
   void run_block_backward(MorStep& step, float* dx);
-  void router_forward(int r, MorStep& step);                   // step.z from step.h_candidates
+  void router_forward(int r, MorStep& step);
+  float expert_gate(float z) const;  // g = α·sigmoid(z) or α·tanh(z)
+  // Token choice: router probabilities p (N_r) of stream row h and the log-sum-exp of its logits; returns the
+  // depth, argmax of logits + mor_bias.
+  int token_choice_route(const float* h, float* p, double& lse) const;
+  // Decoding of the recursion steps over the stream rows of `layout` (MoR models; src/infer/decode.cpp).
+  void mor_decode(float* stream, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks, size_t first_site);                   // step.z from step.h_candidates
   void router_backward(int r, MorStep& step, const float* dz, float* dh_candidates);
   const LayerOffsets& layer(int unique_index) const { return layers_[unique_index]; }
 
@@ -207,6 +221,7 @@ class Model {
   std::vector<int32_t> mor_depth_;            // token choice: last step per row
   MorStats mor_stats_;
   double mor_capacity_progress_ = 1.0, mor_balance_scale_ = 1.0;
+  bool mor_causal_routing_ = false;
   std::vector<std::vector<float>> mor_shared_dqkv_;  // KV sharing: per block layer, gradients sent to step 0
   std::vector<float> final_norm_, final_rstd_, logits_, dlogits_, losses_;
   // Gradient scratch reused across layers.

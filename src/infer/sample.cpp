@@ -1,5 +1,5 @@
 // Sampling: temperature and top-k over the last position's logits; generation decodes with a KV cache
-// (MoR models, until they decode causally, re-run the model over the window for each new token).
+// (MoR models route causally, see Model::decode_forward).
 #include "recur/sample.h"
 
 #include <algorithm>
@@ -37,16 +37,6 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
   int V = model.config().vocab_size, window = model.config().max_seq_len;
   Rng rng(o.seed);
   std::vector<int32_t> tokens = prompt, out;
-  if (model.config().mor()) {  // until MoR decodes causally: re-run the window for every token
-    for (int i = 0; i < o.max_new_tokens; i++) {
-      int T = std::min<int>((int)tokens.size(), window);
-      model.forward(tokens.data() + tokens.size() - T, nullptr, 1, T);
-      int32_t next = sample_token(model.logits() + (size_t)(T - 1) * V, V, o, rng);
-      tokens.push_back(next);
-      out.push_back(next);
-    }
-    return out;
-  }
   // KV cache: prefill the prompt's last window, then one token per step. When the cache is full, the context
   // shifts: the last half window is prefilled again at positions from 0.
   KVCache cache;

@@ -95,10 +95,33 @@ void Model::router_backward(int r, MorStep& step, const float* dz, float* dh_can
                   P + router_offsets_[r].first, n, d, 2 * d);
 }
 
+float Model::expert_gate(float z) const {
+  return config_.mor_gate == MorGate::sigmoid ? config_.mor_alpha * sigmoid(z) : config_.mor_alpha * std::tanh(z);
+}
+
+int Model::token_choice_route(const float* h, float* p, double& lse) const {
+  int Nr = config_.n_recursions, d = config_.d_model;
+  const float* W = params.data() + router_offset_;
+  for (int i = 0; i < Nr; i++) {
+    float z = 0;
+    for (int k = 0; k < d; k++) z += W[(size_t)i * d + k] * h[k];
+    p[i] = z;
+  }
+  int best = 0;
+  for (int i = 1; i < Nr; i++)
+    if (p[i] + mor_bias[i] > p[best] + mor_bias[best]) best = i;
+  float mx = *std::max_element(p, p + Nr), sum = 0;
+  for (int i = 0; i < Nr; i++) sum += (p[i] = std::exp(p[i] - mx));
+  lse = mx + std::log(sum);
+  for (int i = 0; i < Nr; i++) p[i] /= sum;
+  return best;
+}
+
+void Model::set_mor_causal_routing(bool on) { mor_causal_routing_ = on; }
+
 double Model::mor_forward(float* stream, int N) {
   const ModelConfig& c = config_;
   int d = c.d_model, Nr = c.n_recursions, B = B_, T = T_;
-  const float* W = params.data() + router_offset_;
   mor_steps_.assign(Nr, MorStep{});
   mor_stats_ = MorStats{};
   mor_stats_.active_fraction.assign(Nr, 0.0);
@@ -137,6 +160,8 @@ double Model::mor_forward(float* stream, int N) {
         for (int k = 0; k < std::min(capacity, i1 - i0); k++) chosen[order[k]] = 1;
         i0 = i1;
       }
+      if (mor_causal_routing_ && c_r < 1.0)  // inference rule: continue iff the BCE-trained logit >= 0
+        for (int i = 0; i < n_cand; i++) chosen[i] = z_bce[i] >= 0;
       if (c_r < 1.0) {
         for (int i = 0; i < n_cand; i++) {
           agree += (z_bce[i] >= 0) == (chosen[i] != 0);
@@ -153,7 +178,7 @@ double Model::mor_forward(float* stream, int N) {
         zl += (double)z * z / n_cand;
         if (!chosen[i]) continue;
         step.selected.push_back(step.candidates[i]);
-        step.gate.push_back(c.mor_gate == MorGate::sigmoid ? c.mor_alpha * sigmoid(z) : c.mor_alpha * std::tanh(z));
+        step.gate.push_back(expert_gate(z));
       }
       step.layout = compact_layout(step.selected, B, T);
       run_block_forward(step, stream);
@@ -179,22 +204,11 @@ double Model::mor_forward(float* stream, int N) {
   std::vector<double> mean_p(Nr, 0.0), frac(Nr, 0.0);
   for (int t = 0; t < N; t++) {
     float* p = mor_probs_.data() + (size_t)t * Nr;
-    const float* h = stream + (size_t)t * d;
-    for (int i = 0; i < Nr; i++) {
-      float z = 0;
-      for (int k = 0; k < d; k++) z += W[(size_t)i * d + k] * h[k];
-      p[i] = z;
-    }
-    int best = 0;
-    for (int i = 1; i < Nr; i++)
-      if (p[i] + mor_bias[i] > p[best] + mor_bias[best]) best = i;
-    mor_depth_[t] = best;
-    float mx = *std::max_element(p, p + Nr), sum = 0;
-    for (int i = 0; i < Nr; i++) sum += (p[i] = std::exp(p[i] - mx));
-    double lse = mx + std::log(sum);
+    double lse;
+    int best = mor_depth_[t] = token_choice_route(stream + (size_t)t * d, p, lse);
     mor_lse_[t] = (float)lse;
     zl += lse * lse / N;
-    for (int i = 0; i < Nr; i++) p[i] /= sum, mean_p[i] += p[i] / N;
+    for (int i = 0; i < Nr; i++) mean_p[i] += p[i] / N;
     frac[best] += 1.0 / N;
   }
   double balance = 0;

@@ -57,6 +57,18 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
     if (total != ce) m.push_back({"val_total_loss", total / c.eval_batches});
     EvalMetrics routing = mor_eval_metrics(stats);
     m.insert(m.end(), routing.begin(), routing.end());
+    if (model.config().mor_routing == MorRouting::expert) {
+      // what decoding sees: the causal rule instead of the top-k over each whole window
+      double causal = 0;
+      model.set_mor_causal_routing(true);
+      for (int i = 0; i < c.eval_batches; i++) {
+        Batch batch = sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0);
+        model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+        causal += model.last_cross_entropy();
+      }
+      model.set_mor_causal_routing(false);
+      m.push_back({"val_loss_causal", causal / c.eval_batches});
+    }
     return m;
   };
 }
