@@ -70,6 +70,23 @@ struct DecodeChunk {
   const int32_t* tokens;
   int n;
 };
+// A token inside the MoR recursion stack while decoding: its sequence, position, next step and stream state.
+struct RecursionToken {
+  KVCache* cache = nullptr;
+  int seq = 0;       // orders tokens: rows of one sequence are kept together, by position
+  int32_t pos = 0;
+  int step = 0;      // the recursion step it runs next
+  int depth = 0;     // token choice: its last step (expert choice decides step by step)
+  float gate = 0;    // expert choice: the gate of the step it is about to run
+  std::vector<float> h, h1, probs;  // stream (d); token choice: stack input (d), router probabilities (N_r)
+};
+// Where one sequence of a cached layer call reads and writes K/V: its cache's site (layer application), or
+// with shared_site >= 0 only reading that site (recursive KV sharing).
+struct CacheSlot {
+  KVCache* cache;
+  size_t site;
+  int shared_site = -1;
+};
 
 // Routing statistics of the last forward (SPEC §3), for validation logs.
 struct MorStats {
@@ -131,6 +148,16 @@ class Model {
   // set_mor_causal_routing), each recursion step caching the K/V of the tokens that ran it (or, with KV
   // sharing, the steps after the first attending to the first step's cache).
   void decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits);
+  // MoR decoding one stage at a time, for continuous depth-wise batching (src/infer/serve.cpp): tokens at
+  // different recursion steps run the shared block in one batch. decode_forward is enter, advance until every
+  // token left the stack, leave.
+  //   mor_enter: embeddings and the unique first layer of the chunks' tokens (token choice: their depths).
+  //   mor_advance: routes each active token at its own step, runs one block pass on those that continue,
+  //     and moves the tokens that finished their last step into `exited`.
+  //   mor_leave: the unique last layer, final norm and head of tokens sorted by (seq, pos): logits (n, vocab).
+  std::vector<RecursionToken> mor_enter(const std::vector<DecodeChunk>& chunks);
+  void mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited);
+  void mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits);
 
   // Forward/backward of one layer application on the token rows of `layout` (for MoR, a gathered subset).
   // x_in, x_out (N,d). backward: dx (N,d) holds d x_out on entry and d x_in on return.
@@ -166,10 +193,13 @@ class Model {
   // projection + RoPE into a.qkv, then the o-projection, residual and MLP from a.att.
   void attention_inputs(int u, const TokenLayout& layout, const float* x_in, LayerActivations& a, bool queries_only);
   void layer_output(int u, int N, const float* x_in, float* x_out, LayerActivations& a);
-  // One layer application (index app) over the chunks' new rows, attending to and extending their caches.
-  // With shared_site >= 0 (recursive KV sharing) it projects only queries and attends to that site's cache.
-  void cached_layer_forward(int u, size_t site, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
-                            const float* x_in, float* x_out, LayerActivations& a, int shared_site = -1);
+  // One layer (unique index u) over the new rows of each layout sequence s, attending to and extending the
+  // cache site of slots[s].
+  void cached_layer_forward(int u, const TokenLayout& layout, const std::vector<CacheSlot>& slots, const float* x_in,
+                            float* x_out, LayerActivations& a);
+  // Checks the chunks, lays out their tokens at the positions after their caches and advances the caches.
+  TokenLayout decode_layout(const std::vector<DecodeChunk>& chunks, std::vector<int32_t>& tokens);
+  void final_logits(const float* x, int N, std::vector<float>& logits);  // final norm + head
   kernels::AttentionShape attention_shape(const TokenLayout& q_layout, const TokenLayout& k_layout, int q_stride) const;
   // Input injection before layer application `app`: the slot index, or -1 where none happens.
   int injection_slot(size_t app) const;
@@ -185,13 +215,12 @@ class Model {
   void mor_backward(float* dstream, int N);
   void run_block_forward(MorStep& step, const float* stream);
   void run_block_backward(MorStep& step, float* dx);
-  void router_forward(int r, MorStep& step);
+  void router_forward(int r, MorStep& step);  // step.z from step.h_candidates
   float expert_gate(float z) const;  // g = α·sigmoid(z) or α·tanh(z)
   // Token choice: router probabilities p (N_r) of stream row h and the log-sum-exp of its logits; returns the
   // depth, argmax of logits + mor_bias.
   int token_choice_route(const float* h, float* p, double& lse) const;
-  // Decoding of the recursion steps over the stream rows of `layout` (MoR models; src/infer/decode.cpp).
-  void mor_decode(float* stream, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks, size_t first_site);                   // step.z from step.h_candidates
+  size_t mor_first_site() const;  // decoding cache site of the first recursion step's first block layer
   void router_backward(int r, MorStep& step, const float* dz, float* dh_candidates);
   const LayerOffsets& layer(int unique_index) const { return layers_[unique_index]; }
 

@@ -2,7 +2,9 @@
 // (one matrix product per weight for all of them), each attending to the keys/values its own sequence cached
 // at every layer application. A chunk of many tokens is a prefill; one token is a decode step. MoR models
 // route causally: a token's recursion steps are decided from its own state, and each step's cache holds only
-// the tokens that ran it (recursion-wise caching) unless the steps share the first one's (KV sharing).
+// the tokens that ran it (recursion-wise caching) unless the steps share the first one's (KV sharing). The MoR
+// stages (enter, advance, leave) are public so that a server can batch tokens at different steps together.
+#include <algorithm>
 #include <cstring>
 
 #include "recur/error.h"
@@ -25,18 +27,22 @@ size_t KVCache::bytes() const {
   return total;
 }
 
-void Model::cached_layer_forward(int u, size_t site, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
-                                 const float* x_in, float* x_out, LayerActivations& a, int shared_site) {
+void Model::cached_layer_forward(int u, const TokenLayout& layout, const std::vector<CacheSlot>& slots,
+                                 const float* x_in, float* x_out, LayerActivations& a) {
   const ModelConfig& c = config_;
   int att_dim = c.n_heads * c.head_dim(), kv_dim = c.n_kv_heads * c.head_dim();
-  bool shared = shared_site >= 0;
-  int q_stride = shared ? att_dim : c.qkv_dim();
-  attention_inputs(u, layout, x_in, a, shared);
-  for (size_t s = 0; s < chunks.size(); s++) {
+  bool queries_only = std::all_of(slots.begin(), slots.end(), [](const CacheSlot& s) { return s.shared_site >= 0; });
+  int q_stride = queries_only ? att_dim : c.qkv_dim();
+  attention_inputs(u, layout, x_in, a, queries_only);
+  for (size_t s = 0; s < slots.size(); s++) {
     int r0 = layout.seq_start[s], n = layout.seq_start[s + 1] - r0;
     if (n == 0) continue;
-    std::vector<float>& kv = chunks[s].cache->kv[shared ? shared_site : site];
-    std::vector<int32_t>& pos = chunks[s].cache->pos[shared ? shared_site : site];
+    bool shared = slots[s].shared_site >= 0;
+    size_t site = shared ? (size_t)slots[s].shared_site : slots[s].site;
+    KVCache& cache = *slots[s].cache;
+    if (cache.kv.size() <= site) cache.kv.resize(site + 1), cache.pos.resize(site + 1);
+    std::vector<float>& kv = cache.kv[site];
+    std::vector<int32_t>& pos = cache.pos[site];
     if (!shared) {
       if (kv.capacity() == 0) kv.reserve((size_t)c.max_seq_len * 2 * kv_dim);
       for (int i = r0; i < r0 + n; i++) {  // k and v are adjacent in the qkv row
@@ -58,103 +64,12 @@ void Model::cached_layer_forward(int u, size_t site, const TokenLayout& layout, 
   layer_output(u, layout.n_rows, x_in, x_out, a);
 }
 
-// The rows `rows` (ascending) of `layout` as their own layout: per chunk, its selected rows and positions.
-static TokenLayout select_rows(const TokenLayout& layout, const std::vector<int32_t>& rows) {
-  TokenLayout sub;
-  sub.n_rows = (int)rows.size();
-  sub.seq_start.assign(layout.seq_start.size(), 0);
-  size_t s = 0;
-  for (int32_t row : rows) {
-    while (row >= layout.seq_start[s + 1]) s++;
-    sub.seq_start[s + 1]++;
-    sub.pos.push_back(layout.pos[row]);
-  }
-  for (size_t i = 1; i < sub.seq_start.size(); i++) sub.seq_start[i] += sub.seq_start[i - 1];
-  return sub;
-}
-
-// The recursion steps of SPEC §3 for decoding: expert choice by the causal rule (a token continues iff its
-// BCE-trained logit >= 0, or always at a capacity-1 step), token choice by its router. Each step runs the
-// block on its tokens only, with the caches of sites first_site + r·block + j.
-void Model::mor_decode(float* stream, const TokenLayout& layout, const std::vector<DecodeChunk>& chunks,
-                       size_t first_site) {
-  const ModelConfig& c = config_;
-  int d = c.d_model, Nr = c.n_recursions, block = c.mor_block_size(), N = layout.n_rows;
-  bool expert = c.mor_routing == MorRouting::expert;
-  std::vector<float> probs((size_t)N * Nr), h1;
-  std::vector<int> depth(N, Nr - 1);
-  if (!expert) {
-    if (mor_bias.size() != (size_t)Nr) mor_bias.assign(Nr, 0.0f);
-    h1.assign(stream, stream + (size_t)N * d);
-    for (int t = 0; t < N; t++) {
-      double lse;
-      depth[t] = token_choice_route(stream + (size_t)t * d, probs.data() + (size_t)t * Nr, lse);
-    }
-  }
-  std::vector<int32_t> active(N);
-  for (int t = 0; t < N; t++) active[t] = t;
-  LayerActivations a;
-  for (int r = 0; r < Nr && !active.empty(); r++) {
-    MorStep step;
-    std::vector<float> gate;
-    if (expert) {
-      step.candidates = active;
-      int n_cand = (int)active.size();
-      step.h_candidates.resize((size_t)n_cand * d);
-      gather_rows(step.h_candidates.data(), stream, active.data(), n_cand, d);
-      router_forward(r, step);
-      std::vector<float> z_bce = step.z;
-      if (c.mor_aux_router)
-        linear_forward(z_bce.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n_cand, d, 1);
-      active.clear();
-      for (int i = 0; i < n_cand; i++)
-        if (c.capacity(r) >= 1.0f || z_bce[i] >= 0) {
-          active.push_back(step.candidates[i]);
-          gate.push_back(expert_gate(step.z[i]));
-        }
-    } else {
-      active.clear();
-      for (int t = 0; t < N; t++)
-        if (depth[t] >= r) active.push_back(t);
-    }
-    int n = (int)active.size();
-    if (n == 0) break;
-    TokenLayout sub = select_rows(layout, active);
-    std::vector<float> x((size_t)n * d), y((size_t)n * d);
-    gather_rows(x.data(), stream, active.data(), n, d);
-    for (int j = 0; j < block; j++) {
-      bool share = c.mor_kv_sharing && r > 0;
-      cached_layer_forward(c.mor_block_begin() + j, first_site + (size_t)r * block + j, sub, chunks, x.data(),
-                           y.data(), a, share ? (int)(first_site + j) : -1);
-      std::swap(x, y);
-    }
-    if (expert) {
-      scatter_add_rows(stream, x.data(), gate.data(), active.data(), n, d);
-      continue;
-    }
-    for (int i = 0; i < n; i++) {  // last step: h = h¹ + p·Block(h); earlier steps: h = Block(h)
-      int t = active[i];
-      float* h = stream + (size_t)t * d;
-      if (depth[t] == r) {
-        float p = probs[(size_t)t * Nr + r];
-        for (int k = 0; k < d; k++) h[k] = h1[(size_t)t * d + k] + p * x[(size_t)i * d + k];
-      } else {
-        std::memcpy(h, x.data() + (size_t)i * d, sizeof(float) * d);
-      }
-    }
-  }
-}
-
-void Model::decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits) {
+TokenLayout Model::decode_layout(const std::vector<DecodeChunk>& chunks, std::vector<int32_t>& tokens) {
   const ModelConfig& c = config_;
   check(!chunks.empty(), "decode: no sequences given");
-  int d = c.d_model, V = c.vocab_size;
   size_t n_apps = schedule_.size();
-  TokenLayout layout;
-  layout.seq_start = {0};
-  std::vector<int32_t> tokens;
   for (const DecodeChunk& chunk : chunks) {
-    KVCache& cache = *chunk.cache;
+    const KVCache& cache = *chunk.cache;
     check(chunk.n > 0, "decode: a sequence has no new tokens");
     check(cache.length + chunk.n <= c.max_seq_len,
           "decode: a sequence would reach position " + std::to_string(cache.length + chunk.n - 1) +
@@ -162,50 +77,217 @@ void Model::decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<f
               "; clear its cache and prefill its last tokens again");
     check(cache.kv.empty() || cache.kv.size() == n_apps,
           "decode: the cache was filled at another loop count; clear it and prefill again");
+    for (int i = 0; i < chunk.n; i++)
+      check(chunk.tokens[i] >= 0 && chunk.tokens[i] < c.vocab_size,
+            "decode: token id " + std::to_string(chunk.tokens[i]) + " is outside the vocabulary [0, " +
+                std::to_string(c.vocab_size) + ")");
+  }
+  TokenLayout layout;
+  layout.seq_start = {0};
+  tokens.clear();
+  for (const DecodeChunk& chunk : chunks) {
+    KVCache& cache = *chunk.cache;
     cache.kv.resize(n_apps);
     cache.pos.resize(n_apps);
     for (int i = 0; i < chunk.n; i++) {
-      check(chunk.tokens[i] >= 0 && chunk.tokens[i] < V, "decode: token id " + std::to_string(chunk.tokens[i]) +
-                                                             " is outside the vocabulary [0, " + std::to_string(V) + ")");
       tokens.push_back(chunk.tokens[i]);
       layout.pos.push_back(cache.length + i);
     }
+    cache.length += chunk.n;
     layout.seq_start.push_back((int32_t)tokens.size());
   }
-  int N = layout.n_rows = (int)tokens.size();
+  layout.n_rows = (int)tokens.size();
+  return layout;
+}
+
+void Model::final_logits(const float* x, int N, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  int d = c.d_model, V = c.vocab_size;
   const float* P = params.data();
+  std::vector<float> xn((size_t)N * d), rstd(N);
+  rmsnorm_forward(xn.data(), rstd.data(), x, P + norm_offset_, N, d, c.norm_eps);
+  logits.resize((size_t)N * V);
+  linear_forward(logits.data(), xn.data(), P + lm_head_offset_, N, d, V);
+}
+
+void Model::decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  if (c.mor()) {
+    std::vector<RecursionToken> tokens = mor_enter(chunks);
+    std::vector<RecursionToken*> active, exited;
+    for (RecursionToken& t : tokens) active.push_back(&t);
+    while (!active.empty()) mor_advance(active, exited);
+    std::vector<RecursionToken*> in_order;
+    for (RecursionToken& t : tokens) in_order.push_back(&t);
+    mor_leave(in_order, logits);
+    return;
+  }
+  std::vector<int32_t> tokens;
+  TokenLayout layout = decode_layout(chunks, tokens);
+  int N = layout.n_rows, d = c.d_model;
   std::vector<float> x((size_t)N * d), y((size_t)N * d), loop_input;
-  embedding_forward(x.data(), tokens.data(), P + embed_offset_, N, d);
+  embedding_forward(x.data(), tokens.data(), params.data() + embed_offset_, N, d);
   LayerActivations a;
-  if (c.mor()) {  // [unique first layer] -> routed recursion steps -> [unique last layer]
-    bool middle = c.sharing == Sharing::middle_cycle;
-    if (middle) {
-      cached_layer_forward(0, 0, layout, chunks, x.data(), y.data(), a);
-      std::swap(x, y);
+  std::vector<CacheSlot> slots(chunks.size());
+  for (size_t i = 0; i < schedule_.size(); i++) {
+    if (c.input_injection != InputInjection::none && i == (size_t)c.prelude) loop_input = x;
+    const float* in = x.data();
+    int slot = injection_slot(i);
+    if (slot >= 0) {
+      inject_forward(slot, x.data(), loop_input.data(), N);
+      in = injected_[slot].data();
     }
-    mor_decode(x.data(), layout, chunks, middle ? 1 : 0);
-    if (middle) {
-      cached_layer_forward(c.n_unique_layers() - 1, n_apps - 1, layout, chunks, x.data(), y.data(), a);
-      std::swap(x, y);
+    for (size_t s = 0; s < chunks.size(); s++) slots[s] = {chunks[s].cache, i};
+    cached_layer_forward(schedule_[i], layout, slots, in, y.data(), a);
+    std::swap(x, y);
+  }
+  final_logits(x.data(), N, logits);
+}
+
+size_t Model::mor_first_site() const { return config_.sharing == Sharing::middle_cycle ? 1 : 0; }
+
+std::vector<RecursionToken> Model::mor_enter(const std::vector<DecodeChunk>& chunks) {
+  const ModelConfig& c = config_;
+  check(c.mor(), "decode: mor_enter needs a MoR model");
+  std::vector<int32_t> ids;
+  TokenLayout layout = decode_layout(chunks, ids);
+  int N = layout.n_rows, d = c.d_model, Nr = c.n_recursions;
+  std::vector<float> x((size_t)N * d);
+  embedding_forward(x.data(), ids.data(), params.data() + embed_offset_, N, d);
+  if (c.sharing == Sharing::middle_cycle) {
+    std::vector<float> y((size_t)N * d);
+    std::vector<CacheSlot> slots;
+    for (const DecodeChunk& chunk : chunks) slots.push_back({chunk.cache, 0});
+    LayerActivations a;
+    cached_layer_forward(0, layout, slots, x.data(), y.data(), a);
+    std::swap(x, y);
+  }
+  if (c.mor_routing == MorRouting::token && mor_bias.size() != (size_t)Nr) mor_bias.assign(Nr, 0.0f);
+  std::vector<RecursionToken> tokens(N);
+  for (size_t s = 0; s < chunks.size(); s++)
+    for (int i = layout.seq_start[s]; i < layout.seq_start[s + 1]; i++) {
+      RecursionToken& t = tokens[i];
+      t.cache = chunks[s].cache, t.seq = (int)s, t.pos = layout.pos[i];
+      t.h.assign(x.begin() + (size_t)i * d, x.begin() + (size_t)(i + 1) * d);
+      t.depth = Nr - 1;
+      if (c.mor_routing == MorRouting::token) {
+        t.h1 = t.h;
+        t.probs.resize(Nr);
+        double lse;
+        t.depth = token_choice_route(t.h.data(), t.probs.data(), lse);
+      }
+    }
+  return tokens;
+}
+
+// Consecutive tokens of the same (seq, key) form one layout sequence; returns the layout and each group's first token.
+static TokenLayout group_tokens(const std::vector<RecursionToken*>& tokens, bool by_step, std::vector<size_t>& first) {
+  TokenLayout layout;
+  layout.seq_start = {0};
+  first.clear();
+  for (size_t i = 0; i < tokens.size(); i++) {
+    bool same = i > 0 && tokens[i]->seq == tokens[i - 1]->seq && (!by_step || tokens[i]->step == tokens[i - 1]->step);
+    if (!same) {
+      if (i > 0) layout.seq_start.push_back((int32_t)i);
+      first.push_back(i);
+    }
+    layout.pos.push_back(tokens[i]->pos);
+  }
+  if (!tokens.empty()) layout.seq_start.push_back((int32_t)tokens.size());
+  layout.n_rows = (int)tokens.size();
+  return layout;
+}
+
+void Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
+  const ModelConfig& c = config_;
+  int d = c.d_model, Nr = c.n_recursions, block = c.mor_block_size();
+  std::vector<RecursionToken*> run;
+  if (c.mor_routing == MorRouting::expert) {
+    // the causal rule: continue at step r iff the BCE-trained logit >= 0 (every token at a capacity-1 step)
+    for (int r = 0; r < Nr; r++) {
+      MorStep step;
+      std::vector<RecursionToken*> at_r;
+      for (RecursionToken* t : active)
+        if (t->step == r) at_r.push_back(t);
+      if (at_r.empty()) continue;
+      int n = (int)at_r.size();
+      step.candidates.resize(n);
+      step.h_candidates.resize((size_t)n * d);
+      for (int i = 0; i < n; i++) std::memcpy(step.h_candidates.data() + (size_t)i * d, at_r[i]->h.data(), d * sizeof(float));
+      router_forward(r, step);
+      std::vector<float> z_bce = step.z;
+      if (c.mor_aux_router)
+        linear_forward(z_bce.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n, d, 1);
+      for (int i = 0; i < n; i++) {
+        if (c.capacity(r) >= 1.0f || z_bce[i] >= 0) {
+          at_r[i]->gate = expert_gate(step.z[i]);
+          run.push_back(at_r[i]);
+        } else {
+          exited.push_back(at_r[i]);
+        }
+      }
     }
   } else {
-    for (size_t i = 0; i < n_apps; i++) {
-      if (c.input_injection != InputInjection::none && i == (size_t)c.prelude) loop_input = x;
-      const float* in = x.data();
-      int slot = injection_slot(i);
-      if (slot >= 0) {
-        inject_forward(slot, x.data(), loop_input.data(), N);
-        in = injected_[slot].data();
-      }
-      cached_layer_forward(schedule_[i], i, layout, chunks, in, y.data(), a);
-      std::swap(x, y);
-    }
+    run = active;
   }
-  std::vector<float> rstd(N);
-  rmsnorm_forward(y.data(), rstd.data(), x.data(), P + norm_offset_, N, d, c.norm_eps);
-  logits.resize((size_t)N * V);
-  linear_forward(logits.data(), y.data(), P + lm_head_offset_, N, d, V);
-  for (const DecodeChunk& chunk : chunks) chunk.cache->length += chunk.n;
+  std::stable_sort(run.begin(), run.end(), [](const RecursionToken* a, const RecursionToken* b) {
+    return a->seq != b->seq ? a->seq < b->seq : a->step != b->step ? a->step < b->step : a->pos < b->pos;
+  });
+  int n = (int)run.size();
+  std::vector<size_t> first;
+  TokenLayout layout = group_tokens(run, true, first);
+  std::vector<float> x((size_t)n * d), y((size_t)n * d);
+  for (int i = 0; i < n; i++) std::memcpy(x.data() + (size_t)i * d, run[i]->h.data(), d * sizeof(float));
+  LayerActivations a;
+  std::vector<CacheSlot> slots(first.size());
+  size_t base = mor_first_site();
+  for (int j = 0; j < block && n > 0; j++) {
+    for (size_t g = 0; g < first.size(); g++) {
+      const RecursionToken* t = run[first[g]];
+      bool share = c.mor_kv_sharing && t->step > 0;
+      slots[g] = {t->cache, base + (size_t)t->step * block + j, share ? (int)(base + j) : -1};
+    }
+    cached_layer_forward(c.mor_block_begin() + j, layout, slots, x.data(), y.data(), a);
+    std::swap(x, y);
+  }
+  std::vector<RecursionToken*> still;
+  for (int i = 0; i < n; i++) {
+    RecursionToken* t = run[i];
+    const float* out = x.data() + (size_t)i * d;
+    bool last;
+    if (c.mor_routing == MorRouting::expert) {  // h <- h + g·Block(h)
+      for (int k = 0; k < d; k++) t->h[k] += t->gate * out[k];
+      last = t->step + 1 == Nr;
+    } else if (t->step == t->depth) {  // token choice, last step: h = h¹ + p·Block(h); earlier: h = Block(h)
+      float p = t->probs[t->step];
+      for (int k = 0; k < d; k++) t->h[k] = t->h1[k] + p * out[k];
+      last = true;
+    } else {
+      std::memcpy(t->h.data(), out, d * sizeof(float));
+      last = false;
+    }
+    t->step++;
+    (last ? exited : still).push_back(t);
+  }
+  active = still;
+}
+
+void Model::mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  int n = (int)tokens.size(), d = c.d_model;
+  std::vector<float> x((size_t)n * d);
+  for (int i = 0; i < n; i++) std::memcpy(x.data() + (size_t)i * d, tokens[i]->h.data(), d * sizeof(float));
+  if (c.sharing == Sharing::middle_cycle) {
+    std::vector<size_t> first;
+    TokenLayout layout = group_tokens(tokens, false, first);
+    std::vector<CacheSlot> slots;
+    for (size_t g : first) slots.push_back({tokens[g]->cache, schedule_.size() - 1});
+    std::vector<float> y((size_t)n * d);
+    LayerActivations a;
+    cached_layer_forward(c.n_unique_layers() - 1, layout, slots, x.data(), y.data(), a);
+    std::swap(x, y);
+  }
+  final_logits(x.data(), n, logits);
 }
 
 }  // namespace recur
