@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "test_util.h"
 #include "recur/error.h"
 #include "recur/model.h"
 #include "recur/rng.h"
@@ -13,19 +14,6 @@
 using namespace recur;
 
 namespace {
-
-ModelConfig small(const char* kind) {
-  ModelConfig c;
-  c.vocab_size = 40, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 48, c.max_seq_len = 16;
-  std::string k = kind;
-  if (k == "cycle") c.sharing = Sharing::cycle, c.n_layers = 4, c.n_recursions = 2;
-  if (k == "middle_loop_concat")
-    c.n_layers = 6, c.prelude = 1, c.loop_block = 2, c.loop_count = 2, c.coda = 1,
-    c.input_injection = InputInjection::concat;
-  if (k == "untied_mha") c.tied_embeddings = false, c.n_kv_heads = 4;
-  c.validate();
-  return c;
-}
 
 std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {
   Rng rng(seed);
@@ -44,7 +32,7 @@ double max_diff(const float* a, const float* b, size_t n) {
 
 TEST(Decode, CachedLogitsEqualFullForward) {
   for (const char* kind : {"plain", "cycle", "middle_loop_concat", "untied_mha"}) {
-    ModelConfig c = small(kind);
+    ModelConfig c = tiny_decoder(kind);
     Model m(c);
     m.init_weights(3);
     const int T = 16, V = c.vocab_size;
@@ -77,7 +65,7 @@ TEST(Decode, CachedLogitsEqualFullForward) {
 }
 
 TEST(Decode, RejectsBadUse) {
-  Model m(small("plain"));
+  Model m(tiny_decoder("plain"));
   m.init_weights(1);
   std::vector<int32_t> t = random_tokens(17, 40, 1);
   KVCache cache;
@@ -103,7 +91,7 @@ TEST(Decode, MorCachedLogitsEqualCausalForward) {
                  Case{"expert_aux_mlp", MorRouting::expert, Sharing::middle_cycle, false, true, true},
                  Case{"token", MorRouting::token, Sharing::middle_cycle, false, false, false},
                  Case{"token_kv", MorRouting::token, Sharing::cycle, true, false, false}}) {
-    ModelConfig c = small("plain");
+    ModelConfig c = tiny_decoder("plain");
     c.sharing = k.sharing, c.n_recursions = 3, c.n_layers = k.sharing == Sharing::cycle ? 3 : 5;
     c.mor_routing = k.routing, c.mor_kv_sharing = k.kv_sharing, c.mor_aux_router = k.aux_router;
     if (k.mlp_tanh) c.mor_router = MorRouter::mlp, c.mor_gate = MorGate::tanh;
@@ -145,7 +133,7 @@ TEST(Decode, MorCachedLogitsEqualCausalForward) {
 }
 
 TEST(Decode, GreedyGenerationMatchesFullForwardAndShiftsContext) {
-  Model m(small("middle_loop_concat"));
+  Model m(tiny_decoder("middle_loop_concat"));
   m.init_weights(4);
   std::vector<int32_t> prompt = random_tokens(4, 40, 9);
   SampleOptions greedy;

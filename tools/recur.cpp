@@ -193,6 +193,9 @@ int main(int argc, char** argv) {
   BenchMorOptions bench_mor_options;
   CLI::App* bench_mor = bench->add_subcommand("mor", "MoR step time against the same model at full depth for every token");
   add_bench_mor_flags(bench_mor, bench_mor_options);
+  BenchServeOptions bench_serve_options;
+  CLI::App* bench_serve = bench->add_subcommand("serve", "generation throughput of trained models serving many requests");
+  add_bench_serve_flags(bench_serve, bench_serve_options);
 
   try {
     app.parse(argc, argv);
@@ -247,6 +250,8 @@ int main(int argc, char** argv) {
       return run_bench_train(bench_train_options);
     } else if (*bench_mor) {
       return run_bench_mor(bench_mor_options);
+    } else if (*bench_serve) {
+      return run_bench_serve(bench_serve_options);
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "recur: error: %s\n", e.what());

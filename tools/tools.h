@@ -33,3 +33,12 @@ struct BenchMorOptions {
 };
 void add_bench_mor_flags(CLI::App* app, BenchMorOptions& options);
 int run_bench_mor(const BenchMorOptions& options);
+
+struct BenchServeOptions {
+  std::vector<std::string> checkpoints;
+  int requests = 32, prompt_len = 64, max_new_tokens = 64, max_batch = 16;
+  std::string data = "builtin:kjv";
+  bool json = false;
+};
+void add_bench_serve_flags(CLI::App* app, BenchServeOptions& options);
+int run_bench_serve(const BenchServeOptions& options);

@@ -156,7 +156,7 @@ class Model {
   //     and moves the tokens that finished their last step into `exited`.
   //   mor_leave: the unique last layer, final norm and head of tokens sorted by (seq, pos): logits (n, vocab).
   std::vector<RecursionToken> mor_enter(const std::vector<DecodeChunk>& chunks);
-  void mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited);
+  int mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited);  // rows run
   void mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits);
 
   // Forward/backward of one layer application on the token rows of `layout` (for MoR, a gathered subset).

@@ -198,7 +198,7 @@ static TokenLayout group_tokens(const std::vector<RecursionToken*>& tokens, bool
   return layout;
 }
 
-void Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
+int Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
   const ModelConfig& c = config_;
   int d = c.d_model, Nr = c.n_recursions, block = c.mor_block_size();
   std::vector<RecursionToken*> run;
@@ -270,6 +270,7 @@ void Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<Recurs
     (last ? exited : still).push_back(t);
   }
   active = still;
+  return n;
 }
 
 void Model::mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits) {

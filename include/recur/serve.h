@@ -1,0 +1,39 @@
+// recur/serve.h: generation for many requests at once. Continuous batching: up to max_batch sequences decode
+// together, and a finished sequence's slot goes to the next waiting request at once. MoR models add
+// continuous depth-wise batching: tokens at different recursion steps run the shared block in one batch (its
+// weights are the same at every step), so the slots that tokens leaving early free are filled by the next
+// tokens at once instead of idling until the deepest token of the batch finishes.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "recur/model.h"
+#include "recur/sample.h"
+
+namespace recur {
+
+struct ServeRequest {
+  std::vector<int32_t> prompt;
+  int max_new_tokens = 64;
+};
+
+struct ServeOptions {
+  int max_batch = 16;      // sequences decoding at once
+  bool depthwise = true;   // MoR: depth-wise batching (false: every token finishes all its steps before the next)
+  SampleOptions sampling;  // temperature and top-k; each request draws from seed mixed with its index
+};
+
+struct ServeStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double seconds = 0;
+  int64_t decode_iterations = 0;
+  int64_t block_passes = 0, block_rows = 0;  // MoR: passes of the shared block and the token rows they ran
+  size_t peak_kv_bytes = 0;                  // the largest total of the live sequences' KV caches
+};
+
+// Generates max_new_tokens tokens for every request; returns the generated tokens of each request in order.
+// Greedy results equal generate() for each request alone. Errors name the request that cannot be served.
+std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeRequest>& requests,
+                                        const ServeOptions& options, ServeStats* stats = nullptr);
+
+}  // namespace recur
