@@ -78,6 +78,7 @@ struct RecursionToken {
   int step = 0;      // the recursion step it runs next
   int depth = 0;     // token choice: its last step (expert choice decides step by step)
   float gate = 0;    // expert choice: the gate of the step it is about to run
+  bool routed = false;  // expert choice: the router of its next step has decided (it continues)
   std::vector<float> h, h1, probs;  // stream (d); token choice: stack input (d), router probabilities (N_r)
 };
 // Where one sequence of a cached layer call reads and writes K/V: its cache's site (layer application), or
@@ -220,6 +221,7 @@ class Model {
   // Token choice: router probabilities p (N_r) of stream row h and the log-sum-exp of its logits; returns the
   // depth, argmax of logits + mor_bias.
   int token_choice_route(const float* h, float* p, double& lse) const;
+  void expert_route(std::vector<RecursionToken*>& tokens, std::vector<RecursionToken*>& exited);
   size_t mor_first_site() const;  // decoding cache site of the first recursion step's first block layer
   void router_backward(int r, MorStep& step, const float* dz, float* dh_candidates);
   const LayerOffsets& layer(int unique_index) const { return layers_[unique_index]; }

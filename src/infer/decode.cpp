@@ -198,37 +198,44 @@ static TokenLayout group_tokens(const std::vector<RecursionToken*>& tokens, bool
   return layout;
 }
 
+// Expert choice, the causal rule: each token continues at its current step iff the step's BCE-trained logit
+// is >= 0 (every token at a capacity-1 step); the others exit. Continuing tokens carry their gate.
+void Model::expert_route(std::vector<RecursionToken*>& tokens, std::vector<RecursionToken*>& exited) {
+  const ModelConfig& c = config_;
+  int d = c.d_model;
+  std::vector<RecursionToken*> continuing;
+  for (int r = 0; r < c.n_recursions; r++) {
+    std::vector<RecursionToken*> at_r;
+    for (RecursionToken* t : tokens)
+      if (t->step == r) at_r.push_back(t);
+    if (at_r.empty()) continue;
+    int n = (int)at_r.size();
+    MorStep step;
+    step.candidates.resize(n);
+    step.h_candidates.resize((size_t)n * d);
+    for (int i = 0; i < n; i++) std::memcpy(step.h_candidates.data() + (size_t)i * d, at_r[i]->h.data(), d * sizeof(float));
+    router_forward(r, step);
+    std::vector<float> z_bce = step.z;
+    if (c.mor_aux_router)
+      linear_forward(z_bce.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n, d, 1);
+    for (int i = 0; i < n; i++) {
+      at_r[i]->routed = true;
+      at_r[i]->gate = expert_gate(step.z[i]);
+      (c.capacity(r) >= 1.0f || z_bce[i] >= 0 ? continuing : exited).push_back(at_r[i]);
+    }
+  }
+  tokens = continuing;
+}
+
 int Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
   const ModelConfig& c = config_;
   int d = c.d_model, Nr = c.n_recursions, block = c.mor_block_size();
-  std::vector<RecursionToken*> run;
-  if (c.mor_routing == MorRouting::expert) {
-    // the causal rule: continue at step r iff the BCE-trained logit >= 0 (every token at a capacity-1 step)
-    for (int r = 0; r < Nr; r++) {
-      MorStep step;
-      std::vector<RecursionToken*> at_r;
-      for (RecursionToken* t : active)
-        if (t->step == r) at_r.push_back(t);
-      if (at_r.empty()) continue;
-      int n = (int)at_r.size();
-      step.candidates.resize(n);
-      step.h_candidates.resize((size_t)n * d);
-      for (int i = 0; i < n; i++) std::memcpy(step.h_candidates.data() + (size_t)i * d, at_r[i]->h.data(), d * sizeof(float));
-      router_forward(r, step);
-      std::vector<float> z_bce = step.z;
-      if (c.mor_aux_router)
-        linear_forward(z_bce.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n, d, 1);
-      for (int i = 0; i < n; i++) {
-        if (c.capacity(r) >= 1.0f || z_bce[i] >= 0) {
-          at_r[i]->gate = expert_gate(step.z[i]);
-          run.push_back(at_r[i]);
-        } else {
-          exited.push_back(at_r[i]);
-        }
-      }
-    }
-  } else {
-    run = active;
+  bool expert = c.mor_routing == MorRouting::expert;
+  std::vector<RecursionToken*> run, unrouted;
+  for (RecursionToken* t : active) (expert && !t->routed ? unrouted : run).push_back(t);
+  if (!unrouted.empty()) {
+    expert_route(unrouted, exited);
+    run.insert(run.end(), unrouted.begin(), unrouted.end());
   }
   std::stable_sort(run.begin(), run.end(), [](const RecursionToken* a, const RecursionToken* b) {
     return a->seq != b->seq ? a->seq < b->seq : a->step != b->step ? a->step < b->step : a->pos < b->pos;
@@ -267,8 +274,11 @@ int Model::mor_advance(std::vector<RecursionToken*>& active, std::vector<Recursi
       last = false;
     }
     t->step++;
+    t->routed = false;
     (last ? exited : still).push_back(t);
   }
+  // route the next step at once, so that a token that stops leaves now instead of after the next pass
+  if (expert) expert_route(still, exited);
   active = still;
   return n;
 }
