@@ -61,6 +61,11 @@ def train_one(args, name, run_dir):
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         sys.exit(f"lm_compare: run {name} failed (exit {proc.returncode}); see {run_dir}/log.txt")
+    return summarize(args, name, run_dir)
+
+
+def summarize(args, name, run_dir):
+    """A finished run's result (also written to result.json), from its log and metrics."""
     with open(os.path.join(run_dir, "log.txt")) as log:
         text = log.read()
     params = int(re.findall(r"\| (\d+) parameters \|", text)[-1])
@@ -148,19 +153,12 @@ def main():
     if not args.report_only:
         for name in names:
             run_dir = os.path.join(args.out, name)
-            if os.path.exists(os.path.join(run_dir, "result.json")):
+            if os.path.exists(os.path.join(run_dir, "result.json")):  # finished earlier
                 continue
             r = train_one(args, name, run_dir)
             print(f"{name}: val NLL {r['val_nll']:.4f} after {r['steps']} steps, {r['train_seconds']:.0f} s", flush=True)
-    results = []
-    for name in RUNS:
-        path = os.path.join(args.out, name, "result.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                r = json.load(f)
-            if r.get("val_nll_causal") is None:  # results written before the causal loss was recorded
-                r["val_nll_causal"] = read_metrics(os.path.join(args.out, name))[-1].get("val_loss_causal")
-            results.append(r)
+    results = [summarize(args, name, os.path.join(args.out, name)) for name in RUNS
+               if os.path.exists(os.path.join(args.out, name, "result.json"))]
     if results:
         write_report(args, results)
 

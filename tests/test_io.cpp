@@ -17,7 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 // Expects fn to throw recur::Error whose message contains `fragment`.
 template <class F>
 void expect_error(F fn, const std::string& fragment) {

@@ -66,10 +66,11 @@ int run_bench_serve(const BenchServeOptions& o) {
                               {"peak_kv_bytes", s.peak_kv_bytes}};
         std::printf("%s\n", row.dump().c_str());
       } else {
-        std::printf("| %s | %.2fM | %s | %.0f | %.1f | %s | %s | %.1f |\n", path.c_str(), model.n_params() / 1e6,
-                    mode.c_str(), tps, 1000 * s.seconds / std::max<int64_t>(1, s.decode_iterations),
-                    rows > 0 ? std::to_string(rows).substr(0, 5).c_str() : "-",
-                    rows > 0 ? std::to_string(passes).substr(0, 5).c_str() : "-", s.peak_kv_bytes / 1e6);
+        char block[64] = "- | -";
+        if (rows > 0) std::snprintf(block, sizeof block, "%.2f | %.3f", rows, passes);
+        std::printf("| %s | %.2fM | %s | %.0f | %.1f | %s | %.1f |\n", path.c_str(), model.n_params() / 1e6,
+                    mode.c_str(), tps, 1000 * s.seconds / std::max<int64_t>(1, s.decode_iterations), block,
+                    s.peak_kv_bytes / 1e6);
       }
       if (depthwise && !o.json) std::printf("|  |  | depth-wise speed-up | %.2f× |  |  |  |  |\n", tps / synchronous_tps);
       synchronous_tps = tps;

@@ -148,7 +148,9 @@ class Model {
   // order. Equals forward() over the whole sequences; for MoR, forward() with causal routing (expert choice:
   // set_mor_causal_routing), each recursion step caching the K/V of the tokens that ran it (or, with KV
   // sharing, the steps after the first attending to the first step's cache).
-  void decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits);
+  // MoR: block_passes and block_rows, when given, count the passes of the shared block and the rows they ran.
+  void decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits,
+                      int64_t* block_passes = nullptr, int64_t* block_rows = nullptr);
   // MoR decoding one stage at a time, for continuous depth-wise batching (src/infer/serve.cpp): tokens at
   // different recursion steps run the shared block in one batch. decode_forward is enter, advance until every
   // token left the stack, leave.

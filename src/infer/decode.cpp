@@ -39,10 +39,8 @@ void Model::cached_layer_forward(int u, const TokenLayout& layout, const std::ve
     if (n == 0) continue;
     bool shared = slots[s].shared_site >= 0;
     size_t site = shared ? (size_t)slots[s].shared_site : slots[s].site;
-    KVCache& cache = *slots[s].cache;
-    if (cache.kv.size() <= site) cache.kv.resize(site + 1), cache.pos.resize(site + 1);
-    std::vector<float>& kv = cache.kv[site];
-    std::vector<int32_t>& pos = cache.pos[site];
+    std::vector<float>& kv = slots[s].cache->kv[site];  // decode_layout sized the caches
+    std::vector<int32_t>& pos = slots[s].cache->pos[site];
     if (!shared) {
       if (kv.capacity() == 0) kv.reserve((size_t)c.max_seq_len * 2 * kv_dim);
       for (int i = r0; i < r0 + n; i++) {  // k and v are adjacent in the qkv row
@@ -110,15 +108,18 @@ void Model::final_logits(const float* x, int N, std::vector<float>& logits) {
   linear_forward(logits.data(), xn.data(), P + lm_head_offset_, N, d, V);
 }
 
-void Model::decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits) {
+void Model::decode_forward(const std::vector<DecodeChunk>& chunks, std::vector<float>& logits,
+                           int64_t* block_passes, int64_t* block_rows) {
   const ModelConfig& c = config_;
   if (c.mor()) {
     std::vector<RecursionToken> tokens = mor_enter(chunks);
-    std::vector<RecursionToken*> active, exited;
-    for (RecursionToken& t : tokens) active.push_back(&t);
-    while (!active.empty()) mor_advance(active, exited);
-    std::vector<RecursionToken*> in_order;
-    for (RecursionToken& t : tokens) in_order.push_back(&t);
+    std::vector<RecursionToken*> active, exited, in_order;
+    for (RecursionToken& t : tokens) active.push_back(&t), in_order.push_back(&t);
+    while (!active.empty()) {
+      int rows = mor_advance(active, exited);
+      if (block_passes) ++*block_passes;
+      if (block_rows) *block_rows += rows;
+    }
     mor_leave(in_order, logits);
     return;
   }
@@ -215,9 +216,7 @@ void Model::expert_route(std::vector<RecursionToken*>& tokens, std::vector<Recur
     step.h_candidates.resize((size_t)n * d);
     for (int i = 0; i < n; i++) std::memcpy(step.h_candidates.data() + (size_t)i * d, at_r[i]->h.data(), d * sizeof(float));
     router_forward(r, step);
-    std::vector<float> z_bce = step.z;
-    if (c.mor_aux_router)
-      linear_forward(z_bce.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n, d, 1);
+    const std::vector<float>& z_bce = c.mor_aux_router ? step.z_aux : step.z;
     for (int i = 0; i < n; i++) {
       at_r[i]->routed = true;
       at_r[i]->gate = expert_gate(step.z[i]);

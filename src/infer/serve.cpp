@@ -49,6 +49,7 @@ std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeReq
   std::deque<size_t> waiting;
   for (size_t i = 0; i < requests.size(); i++) waiting.push_back(i);
   std::vector<std::unique_ptr<Sequence>> live;
+  std::vector<Sequence*> by_request(requests.size(), nullptr);  // depth-wise: a token's seq is its request
   std::vector<float> logits;
   bool depthwise = c.mor() && options.depthwise;
 
@@ -99,18 +100,7 @@ std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeReq
       // every live sequence runs its next token through the whole model
       std::vector<DecodeChunk> chunks;
       for (auto& s : live) chunks.push_back({&s->cache, &s->next, 1});
-      if (!c.mor()) {
-        model.decode_forward(chunks, logits);
-      } else {  // the same as decode_forward, counting the block passes
-        std::vector<RecursionToken> tokens = model.mor_enter(chunks);
-        std::vector<RecursionToken*> active, exited, in_order;
-        for (RecursionToken& t : tokens) active.push_back(&t), in_order.push_back(&t);
-        while (!active.empty()) {
-          stats.block_rows += model.mor_advance(active, exited);
-          stats.block_passes++;
-        }
-        model.mor_leave(in_order, logits);
-      }
+      model.decode_forward(chunks, logits, &stats.block_passes, &stats.block_rows);
       for (size_t i = 0; i < live.size(); i++) accept(*live[i], logits.data() + i * V);
       retire_finished();
       continue;
@@ -126,6 +116,7 @@ std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeReq
       for (size_t i = 0; i < tokens.size(); i++) {
         entering_seqs[i]->token = std::move(tokens[i]);
         entering_seqs[i]->token.seq = (int)entering_seqs[i]->request;
+        by_request[entering_seqs[i]->request] = entering_seqs[i];
         entering_seqs[i]->in_flight = true;
       }
     }
@@ -137,12 +128,11 @@ std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeReq
     if (!exited.empty()) {
       std::sort(exited.begin(), exited.end(), [](const RecursionToken* a, const RecursionToken* b) { return a->seq < b->seq; });
       model.mor_leave(exited, logits);
-      for (size_t i = 0; i < exited.size(); i++)
-        for (auto& s : live)
-          if (&s->token == exited[i]) {
-            s->in_flight = false;
-            accept(*s, logits.data() + i * V);
-          }
+      for (size_t i = 0; i < exited.size(); i++) {
+        Sequence& s = *by_request[exited[i]->seq];
+        s.in_flight = false;
+        accept(s, logits.data() + i * V);
+      }
     }
     retire_finished();
   }

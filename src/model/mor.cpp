@@ -58,11 +58,16 @@ void Model::run_block_backward(MorStep& step, float* dx) {
   }
 }
 
-// Expert-choice router of step r on the candidates: z = w·h, or z = w2·silu(W1·h).
+// Expert-choice router of step r on the candidates: z = w·h, or z = w2·silu(W1·h); with mor_aux_router also the
+// auxiliary router's z_aux = w_aux·h.
 void Model::router_forward(int r, MorStep& step) {
   int d = config_.d_model, n = (int)step.candidates.size();
   const float* P = params.data();
   step.z.resize(n);
+  if (config_.mor_aux_router) {
+    step.z_aux.resize(n);
+    linear_forward(step.z_aux.data(), step.h_candidates.data(), P + aux_router_offsets_[r], n, d, 1);
+  }
   if (config_.mor_router == MorRouter::linear) {
     linear_forward(step.z.data(), step.h_candidates.data(), P + router_offsets_[r].first, n, d, 1);
     return;
@@ -141,27 +146,25 @@ double Model::mor_forward(float* stream, int N) {
       step.h_candidates.resize((size_t)n_cand * d);
       gather_rows(step.h_candidates.data(), stream, step.candidates.data(), n_cand, d);
       router_forward(r, step);
-      if (c.mor_aux_router) {
-        step.z_aux.resize(n_cand);
-        linear_forward(step.z_aux.data(), step.h_candidates.data(), params.data() + aux_router_offsets_[r], n_cand, d, 1);
-      }
       // the logit trained to predict selection: the router's own, or the auxiliary router's
       const std::vector<float>& z_bce = c.mor_aux_router ? step.z_aux : step.z;
       // Per sequence: top-k_r among its candidates (ties: lower position first), kept in original order.
       double c_r = 1.0 - (1.0 - c.capacity(r)) * 0.5 * (1.0 - std::cos(M_PI * mor_capacity_progress_));
       int capacity = std::max(1, (int)std::floor(c_r * T));
       std::vector<char> chosen(n_cand, 0);
-      for (int i0 = 0; i0 < n_cand;) {
-        int b = step.candidates[i0] / T, i1 = i0;
-        while (i1 < n_cand && step.candidates[i1] / T == b) i1++;
-        std::vector<int> order(i1 - i0);
-        std::iota(order.begin(), order.end(), i0);
-        std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return step.z[x] > step.z[y]; });
-        for (int k = 0; k < std::min(capacity, i1 - i0); k++) chosen[order[k]] = 1;
-        i0 = i1;
-      }
-      if (mor_causal_routing_ && c_r < 1.0)  // inference rule: continue iff the BCE-trained logit >= 0
+      if (mor_causal_routing_ && c_r < 1.0) {  // inference rule: continue iff the BCE-trained logit >= 0
         for (int i = 0; i < n_cand; i++) chosen[i] = z_bce[i] >= 0;
+      } else {
+        for (int i0 = 0; i0 < n_cand;) {
+          int b = step.candidates[i0] / T, i1 = i0;
+          while (i1 < n_cand && step.candidates[i1] / T == b) i1++;
+          std::vector<int> order(i1 - i0);
+          std::iota(order.begin(), order.end(), i0);
+          std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return step.z[x] > step.z[y]; });
+          for (int k = 0; k < std::min(capacity, i1 - i0); k++) chosen[order[k]] = 1;
+          i0 = i1;
+        }
+      }
       if (c_r < 1.0) {
         for (int i = 0; i < n_cand; i++) {
           agree += (z_bce[i] >= 0) == (chosen[i] != 0);

@@ -44,7 +44,9 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& c) {
   return [&val_text, c](Model& model) {
     int seq_len = std::min<int>(c.seq_len, (int)val_text.size() - 2);
-    double total = 0, ce = 0;
+    // expert choice also runs the causal rule that decoding uses, instead of the top-k over each whole window
+    bool causal_too = model.config().mor_routing == MorRouting::expert;
+    double total = 0, ce = 0, causal = 0;
     std::vector<MorStats> stats;
     for (int i = 0; i < c.eval_batches; i++) {
       // A fixed stream (not the training seed's) so that every run is validated on the same windows.
@@ -52,23 +54,17 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
       total += model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
       ce += model.last_cross_entropy();
       if (model.config().mor()) stats.push_back(model.mor_stats());
+      if (!causal_too) continue;
+      model.set_mor_causal_routing(true);
+      model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+      causal += model.last_cross_entropy();
+      model.set_mor_causal_routing(false);
     }
     EvalMetrics m{{"val_loss", ce / c.eval_batches}};
     if (total != ce) m.push_back({"val_total_loss", total / c.eval_batches});
     EvalMetrics routing = mor_eval_metrics(stats);
     m.insert(m.end(), routing.begin(), routing.end());
-    if (model.config().mor_routing == MorRouting::expert) {
-      // what decoding sees: the causal rule instead of the top-k over each whole window
-      double causal = 0;
-      model.set_mor_causal_routing(true);
-      for (int i = 0; i < c.eval_batches; i++) {
-        Batch batch = sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0);
-        model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-        causal += model.last_cross_entropy();
-      }
-      model.set_mor_causal_routing(false);
-      m.push_back({"val_loss_causal", causal / c.eval_batches});
-    }
+    if (causal_too) m.push_back({"val_loss_causal", causal / c.eval_batches});
     return m;
   };
 }
