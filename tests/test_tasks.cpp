@@ -30,6 +30,8 @@ std::vector<TaskConfig> all_configs() {
       {"phop", nullptr},
       {"phop", {{"dense", true}, {"length", 32}, {"alphabet", 3}}},
       {"igsm", nullptr},
+      {"igsm", {{"order", "dependency"}, {"dense", true}, {"levels", 3}, {"entities", 3}, {"ops_train", {1, 2, 3}},
+                {"ops_test", {3}}, {"distractors", 1}, {"max_operands", 2}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
       {"group", nullptr},
@@ -359,6 +361,80 @@ TEST(Igsm, QueryNeedsTheStatedOperationsAndHasDistractors) {
   }
 }
 
+// Dense targets: the output at each definition's '.' predicts the parameter's value exactly when the
+// prefix determines it, which the solver decides on its own: it answers a query about the parameter placed
+// right after the definition, or rejects the prompt because something it needs is not yet defined.
+TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
+  for (std::string order : {"shuffled", "dependency"}) {
+    SCOPED_TRACE("order = " + order);
+    json options = {{"order", order}, {"dense", true}, {"distractors", 2}};
+    auto task = make_task("igsm", options, 5);
+    options.erase("dense");
+    auto sparse = make_task("igsm", options, 5);
+    // The symbols are the last 8 ids: '#' ':=' '+' '-' '*' '.' '?' '<end>'.
+    const int32_t hash = (int32_t)task->vocab_size() - 8, period = hash + 5;
+    int determined = 0, definitions = 0;
+    for (int ops : {1, 4, 8}) {
+      for (uint64_t i = 0; i < 40; i++) {
+        Example e = task->generate(Split::train, i, ops);
+        ASSERT_EQ(e.tokens, sparse->generate(Split::train, i, ops).tokens) << "dense must not change the data";
+        ASSERT_EQ(e.dense_targets.size(), e.tokens.size());
+        size_t start = 0;  // first token of the current definition
+        for (int t = 0; t < e.answer_begin - 1; t++) {
+          if (e.tokens[t] != period) {
+            ASSERT_EQ(e.dense_targets[t], -1) << "position " << t;
+            continue;
+          }
+          std::vector<int32_t> prompt(e.tokens.begin(), e.tokens.begin() + t + 1);
+          prompt.insert(prompt.end(), {e.tokens[start], hash, e.tokens[start + 2], period + 1});
+          int32_t expected = -1;
+          try {
+            expected = task->solve(prompt)[0];
+          } catch (const recur::Error&) {
+          }
+          ASSERT_EQ(e.dense_targets[t], expected) << "position " << t << ": " << task->to_text(e.tokens);
+          determined += expected >= 0;
+          definitions++;
+          start = t + 1;
+        }
+        EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);  // '?' predicts the answer
+        EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());              // the answer predicts end
+        EXPECT_EQ(e.dense_targets.back(), -1);
+      }
+    }
+    // In dependency order every definition is determined by its prefix; shuffled, only some are.
+    if (order == "dependency") {
+      EXPECT_EQ(determined, definitions);
+    } else {
+      EXPECT_LT(determined, definitions);
+    }
+  }
+}
+
+TEST(Igsm, DependencyOrderDefinesOperandsFirst) {
+  auto task = make_task("igsm", {{"order", "dependency"}}, 9);
+  for (int ops : task->difficulties(Split::train)) {
+    for (uint64_t i = 0; i < 40; i++) {
+      Example e = task->generate(Split::train, i, ops);
+      TextProblem problem = parse_igsm_text(task->to_text(e.tokens));
+      std::set<std::string> defined;
+      for (const std::string& name : problem.order) {
+        for (const std::string& word : problem.definitions[name]) {
+          if (is_parameter(word)) {
+            ASSERT_TRUE(defined.count(word)) << word << " used before its definition";
+          }
+        }
+        defined.insert(name);
+      }
+      std::set<std::string> needed;
+      int counted = 0;
+      closure(problem, problem.query, &needed, &counted);
+      ASSERT_EQ(counted, ops);
+      EXPECT_EQ(task->solve(prompt_of(e)), answer_of(e));
+    }
+  }
+}
+
 // ---- errors ---------------------------------------------------------------------------------------------
 
 TEST(Tasks, BadOptionsThrowHelpfulErrors) {
@@ -379,6 +455,7 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"phop", {{"dense", 1}}, "dense"},
       {"igsm", {{"entities", 1}}, "entities"},
       {"igsm", {{"max_operands", 5}}, "max_operands"},
+      {"igsm", {{"order", "sorted"}}, "order"},
       {"primitives", {{"flavour", "python"}}, "\"math\", \"code\""},
       {"primitives", {{"chains", 6}, {"depth_train", {5}}}, "26"},
       {"group", {{"group", "q"}}, "\"z\", \"s5\""},

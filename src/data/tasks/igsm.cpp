@@ -1,7 +1,8 @@
 // i-GSM (SPEC §4): symbolic grade-school math mod 7. Parameters X#Y name edges of an entity hierarchy; each is
-// a constant or a +,-/* expression of up to 4 others; definitions are shuffled, distractors added, and one
-// parameter is queried. The generator plants a dependency DAG with an exact operation count; the solver parses
-// the prompt and evaluates the query recursively.
+// a constant or a +,-/* expression of up to 4 others; definitions are shuffled (or in a random dependency
+// order), distractors added, and one parameter is queried. The generator plants a dependency DAG with an exact
+// operation count; the solver parses the prompt and evaluates the query recursively. Optional dense targets
+// supervise the value of every parameter at the end of its definition, where the prefix determines it.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -37,6 +38,8 @@ class IgsmTask : public TaskBase {
     entities_ = options.get_int("entities", 4, 1, 13);
     distractors_ = options.get_int("distractors", 4, 0, 100);
     max_operands_ = options.get_int("max_operands", 4, 1, 4);
+    dependency_order_ = options.get_string("order", "shuffled", {"shuffled", "dependency"}) == "dependency";
+    dense_ = options.get_bool("dense", false);
     options.check_no_unknown_keys();
     check(levels_ * entities_ <= 26, "igsm: levels * entities = " + std::to_string(levels_ * entities_) +
                                          " exceeds the 26 entity names A-Z; lower levels or entities");
@@ -109,8 +112,12 @@ class IgsmTask : public TaskBase {
   void append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
                          std::vector<int32_t>* tokens) const;
   int32_t evaluate_planted(const std::vector<Node>& nodes, int index, std::vector<int32_t>* memo) const;
+  static std::vector<int> dependency_order(Rng& rng, const std::vector<Node>& nodes);
+  static int latest_dependency(const std::vector<Node>& nodes, const std::vector<int>& rank, int index,
+                               std::vector<int>* memo);
 
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
+  bool dependency_order_ = false, dense_ = false;
   std::vector<Edge> edges_;
 };
 
@@ -224,6 +231,37 @@ void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, cons
   tokens->push_back(period_token());
 }
 
+// A uniformly drawn next definition among those whose operands are all defined: a random topological order.
+std::vector<int> IgsmTask::dependency_order(Rng& rng, const std::vector<Node>& nodes) {
+  std::vector<int> order;
+  std::vector<bool> placed(nodes.size(), false);
+  while (order.size() < nodes.size()) {
+    std::vector<int> ready;
+    for (int i = 0; i < (int)nodes.size(); i++) {
+      bool operands_placed = true;
+      for (int operand : nodes[i].operands) operands_placed = operands_placed && placed[operand];
+      if (!placed[i] && operands_placed) ready.push_back(i);
+    }
+    int next = ready[rng.uniform(ready.size())];
+    placed[next] = true;
+    order.push_back(next);
+  }
+  return order;
+}
+
+// The latest place in the prompt of any parameter node `index` depends on (transitively), or -1 for a
+// constant. rank[i] is node i's place; the prefix up to a definition determines its value when this is earlier.
+int IgsmTask::latest_dependency(const std::vector<Node>& nodes, const std::vector<int>& rank, int index,
+                                std::vector<int>* memo) {
+  if ((*memo)[index] >= -1) return (*memo)[index];
+  int latest = -1;
+  for (int operand : nodes[index].operands) {
+    latest = std::max({latest, rank[operand], latest_dependency(nodes, rank, operand, memo)});
+  }
+  (*memo)[index] = latest;
+  return latest;
+}
+
 Example IgsmTask::make_candidate(Rng& rng, int ops) const {
   std::vector<Node> nodes = plant_needed(rng, ops);
   add_distractors(rng, &nodes);
@@ -232,18 +270,39 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
   for (size_t i = 0; i < names.size(); i++) names[i] = (int)i;
   shuffle_in_place(names, rng);
   names.resize(nodes.size());
-  // Definitions in a random order (not the dependency order), then the query about node 0.
+  // Definitions in a random order (by default not the dependency order), then the query about node 0.
   std::vector<int> order(nodes.size());
-  for (size_t i = 0; i < order.size(); i++) order[i] = (int)i;
-  shuffle_in_place(order, rng);
+  if (dependency_order_) {
+    order = dependency_order(rng, nodes);
+  } else {
+    for (size_t i = 0; i < order.size(); i++) order[i] = (int)i;
+    shuffle_in_place(order, rng);
+  }
   Example example;
-  for (int index : order) append_definition(nodes, index, names, &example.tokens);
+  std::vector<int32_t> values(nodes.size(), -1);
+  std::vector<int> rank(nodes.size());
+  for (size_t r = 0; r < order.size(); r++) rank[order[r]] = (int)r;
+  std::vector<int> latest(nodes.size(), -2);
+  for (int index : order) {
+    append_definition(nodes, index, names, &example.tokens);
+    // Dense supervision: the output at the definition's '.' predicts its value where the prefix fixes it.
+    if (dense_) {
+      example.dense_targets.resize(example.tokens.size(), -1);
+      if (latest_dependency(nodes, rank, index, &latest) < rank[index]) {
+        example.dense_targets.back() = evaluate_planted(nodes, index, &values);
+      }
+    }
+  }
   const Edge& query = edges_[names[0]];
   example.tokens.insert(example.tokens.end(), {query.x, hash_token(), query.y, query_token()});
   example.answer_begin = (int32_t)example.tokens.size();
-  std::vector<int32_t> memo(nodes.size(), -1);
-  example.tokens.push_back(evaluate_planted(nodes, 0, &memo));
+  example.tokens.push_back(evaluate_planted(nodes, 0, &values));
   example.tokens.push_back(end_token());
+  if (dense_) {
+    example.dense_targets.resize(example.tokens.size(), -1);
+    example.dense_targets[example.answer_begin - 1] = example.tokens[example.answer_begin];  // '?' -> answer
+    example.dense_targets[example.answer_begin] = end_token();                               // answer -> end
+  }
   return example;
 }
 
