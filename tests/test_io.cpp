@@ -43,6 +43,18 @@ TEST(Config, RoundTripAndDefaults) {
   EXPECT_EQ(model_config_to_json(c), model_config_to_json(d));
   EXPECT_EQ(d.n_unique_layers(), 4);
   EXPECT_EQ(d.layer_schedule(), (std::vector<int>{0, 1, 2, 1, 2, 1, 2, 3}));
+  // float32 settings print as their shortest decimal and read back exactly
+  EXPECT_NE(model_config_to_json(c).find("\"norm_eps\": 1e-05"), std::string::npos) << model_config_to_json(c);
+  EXPECT_EQ(d.norm_eps, c.norm_eps);
+  TrainConfig t;
+  t.lr = 3e-3f;
+  t.beta2 = 0.95f;
+  std::string train_json = train_config_to_json(t);
+  EXPECT_NE(train_json.find("\"lr\": 0.003,"), std::string::npos) << train_json;
+  EXPECT_NE(train_json.find("\"beta2\": 0.95,"), std::string::npos) << train_json;
+  TrainConfig t2 = train_config_from_json(train_json);
+  EXPECT_EQ(t2.lr, t.lr);
+  EXPECT_EQ(t2.beta2, t.beta2);
   ModelConfig e = model_config_from_json(R"({"d_model": 64, "n_heads": 8})");
   EXPECT_EQ(e.n_kv_heads, 8);  // defaults to n_heads
 }

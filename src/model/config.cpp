@@ -7,6 +7,7 @@
 
 #include "recur/config.h"
 #include "recur/error.h"
+#include "../io/json_floats.h"
 
 namespace recur {
 
@@ -268,6 +269,7 @@ std::string model_config_to_json(const ModelConfig& c) {
     j["mor_kv_sharing"] = c.mor_kv_sharing;
     j["mor_aux_router"] = c.mor_aux_router;
   }
+  shorten_float32_numbers(j);
   return j.dump(2);
 }
 

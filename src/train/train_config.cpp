@@ -3,6 +3,7 @@
 
 #include "recur/error.h"
 #include "recur/train.h"
+#include "../io/json_floats.h"
 
 namespace recur {
 
@@ -41,6 +42,7 @@ std::string train_config_to_json(const TrainConfig& c) {
             {"log_every", c.log_every},   {"loop_count_min", c.loop_count_min}, {"loop_count_max", c.loop_count_max},
             {"mor_capacity_warmup_steps", c.mor_capacity_warmup_steps},
             {"mor_balance_warmup_steps", c.mor_balance_warmup_steps}, {"mor_bias_rate", c.mor_bias_rate}};
+  shorten_float32_numbers(j);
   return j.dump(2);
 }
 
