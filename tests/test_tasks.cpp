@@ -32,6 +32,7 @@ std::vector<TaskConfig> all_configs() {
       {"igsm", nullptr},
       {"igsm", {{"order", "dependency"}, {"dense", true}, {"levels", 3}, {"entities", 3}, {"ops_train", {1, 2, 3}},
                 {"ops_test", {3}}, {"distractors", 1}, {"max_operands", 2}}},
+      {"igsm", {{"names", "tokens"}, {"dense", true}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
       {"group", nullptr},
@@ -367,12 +368,12 @@ TEST(Igsm, QueryNeedsTheStatedOperationsAndHasDistractors) {
 TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
   for (std::string order : {"shuffled", "dependency"}) {
     SCOPED_TRACE("order = " + order);
-    json options = {{"order", order}, {"dense", true}, {"distractors", 2}};
+    json options = {{"order", order}, {"dense", true}, {"distractors", 2}, {"names", order == "shuffled" ? "pairs" : "tokens"}};
     auto task = make_task("igsm", options, 5);
     options.erase("dense");
     auto sparse = make_task("igsm", options, 5);
     // The symbols are the last 8 ids: '#' ':=' '+' '-' '*' '.' '?' '<end>'.
-    const int32_t hash = (int32_t)task->vocab_size() - 8, period = hash + 5;
+    const int32_t hash = (int32_t)task->vocab_size() - 8, assign = hash + 1, period = hash + 5, query = hash + 6;
     int determined = 0, definitions = 0;
     for (int ops : {1, 4, 8}) {
       for (uint64_t i = 0; i < 40; i++) {
@@ -386,7 +387,10 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
             continue;
           }
           std::vector<int32_t> prompt(e.tokens.begin(), e.tokens.begin() + t + 1);
-          prompt.insert(prompt.end(), {e.tokens[start], hash, e.tokens[start + 2], period + 1});
+          size_t name_end = start;  // the defined name: the tokens before ':='
+          while (e.tokens[name_end] != assign) name_end++;
+          prompt.insert(prompt.end(), e.tokens.begin() + start, e.tokens.begin() + name_end);
+          prompt.push_back(query);
           int32_t expected = -1;
           try {
             expected = task->solve(prompt)[0];
@@ -412,7 +416,7 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
 }
 
 TEST(Igsm, DependencyOrderDefinesOperandsFirst) {
-  auto task = make_task("igsm", {{"order", "dependency"}}, 9);
+  auto task = make_task("igsm", {{"order", "dependency"}, {"names", "tokens"}}, 9);
   for (int ops : task->difficulties(Split::train)) {
     for (uint64_t i = 0; i < 40; i++) {
       Example e = task->generate(Split::train, i, ops);
@@ -456,6 +460,7 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"igsm", {{"entities", 1}}, "entities"},
       {"igsm", {{"max_operands", 5}}, "max_operands"},
       {"igsm", {{"order", "sorted"}}, "order"},
+      {"igsm", {{"names", "single"}}, "names"},
       {"primitives", {{"flavour", "python"}}, "\"math\", \"code\""},
       {"primitives", {{"chains", 6}, {"depth_train", {5}}}, "26"},
       {"group", {{"group", "q"}}, "\"z\", \"s5\""},

@@ -2,7 +2,8 @@
 // a constant or a +,-/* expression of up to 4 others; definitions are shuffled (or in a random dependency
 // order), distractors added, and one parameter is queried. The generator plants a dependency DAG with an exact
 // operation count; the solver parses the prompt and evaluates the query recursively. Optional dense targets
-// supervise the value of every parameter at the end of its definition, where the prefix determines it.
+// supervise the value of every parameter at the end of its definition, where the prefix determines it, and a
+// name can be one token instead of three.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -27,7 +28,7 @@ struct Node {
 
 // An edge (X in level l, Y in level l + 1) of the hierarchy: the parameter "Y's in each X".
 struct Edge {
-  int32_t x = 0, y = 0;  // entity tokens
+  int x = 0, y = 0;  // entity letters, 0 = A
 };
 
 class IgsmTask : public TaskBase {
@@ -40,14 +41,16 @@ class IgsmTask : public TaskBase {
     max_operands_ = options.get_int("max_operands", 4, 1, 4);
     dependency_order_ = options.get_string("order", "shuffled", {"shuffled", "dependency"}) == "dependency";
     dense_ = options.get_bool("dense", false);
+    single_token_names_ = options.get_string("names", "pairs", {"pairs", "tokens"}) == "tokens";
     options.check_no_unknown_keys();
     check(levels_ * entities_ <= 26, "igsm: levels * entities = " + std::to_string(levels_ * entities_) +
                                          " exceeds the 26 entity names A-Z; lower levels or entities");
     for (int level = 0; level + 1 < levels_; level++) {
       for (int x = 0; x < entities_; x++) {
-        for (int y = 0; y < entities_; y++) edges_.push_back({entity_token(level, x), entity_token(level + 1, y)});
+        for (int y = 0; y < entities_; y++) edges_.push_back({level * entities_ + x, (level + 1) * entities_ + y});
       }
     }
+    for (int e = 0; e < (int)edges_.size(); e++) edge_of_letters_[{edges_[e].x, edges_[e].y}] = e;
     int needed = 1 + 2 * max_difficulty();  // at most 1 + 2*ops parameters feed the query (see plant_needed)
     check(needed + distractors_ <= (int)edges_.size(),
           "igsm: up to " + std::to_string(needed) + " needed parameters plus " + std::to_string(distractors_) +
@@ -76,15 +79,16 @@ class IgsmTask : public TaskBase {
     for (size_t i = 0; i < tokens.size(); i++) {
       bool glue = tokens[i] == hash_token() || (i > 0 && tokens[i - 1] == hash_token());
       if (i > 0 && !glue) out += " ";
-      out += token_name(tokens[i]);
+      out += token_name(tokens[i]);  // a single-token name renders as X#Y too
     }
     return out;
   }
 
  private:
-  // Token ids: digits 0-6, then the entity names, then the symbols.
-  int32_t entity_token(int level, int index) const { return kModulus + level * entities_ + index; }
-  int32_t hash_token() const { return kModulus + levels_ * entities_; }
+  // Token ids: digits 0-6, then the name tokens (entity letters, or with names = "tokens" one per edge), then
+  // the symbols.
+  int name_tokens() const { return single_token_names_ ? (int)edges_.size() : levels_ * entities_; }
+  int32_t hash_token() const { return kModulus + name_tokens(); }
   int32_t assign_token() const { return hash_token() + 1; }
   int32_t plus_token() const { return hash_token() + 2; }
   int32_t minus_token() const { return hash_token() + 3; }
@@ -92,11 +96,16 @@ class IgsmTask : public TaskBase {
   int32_t period_token() const { return hash_token() + 5; }
   int32_t query_token() const { return hash_token() + 6; }
   int32_t end_token() const { return hash_token() + 7; }
-  bool is_entity(int32_t t) const { return t >= kModulus && t < hash_token(); }
+  bool is_name_token(int32_t t) const { return t >= kModulus && t < hash_token(); }
+  static std::string letter(int entity) { return std::string(1, (char)('A' + entity)); }
 
   std::string token_name(int32_t t) const {
     if (t >= 0 && t < kModulus) return std::to_string(t);
-    if (is_entity(t)) return std::string(1, (char)('A' + (t - kModulus)));
+    if (is_name_token(t) && single_token_names_) {
+      const Edge& edge = edges_[t - kModulus];
+      return letter(edge.x) + "#" + letter(edge.y);
+    }
+    if (is_name_token(t)) return letter(t - kModulus);
     static const std::vector<std::string> symbols = {"#", ":=", "+", "-", "*", ".", "?", "<end>"};
     if (t >= hash_token() && t <= end_token()) return symbols[t - hash_token()];
     return "<?" + std::to_string(t) + ">";
@@ -109,6 +118,9 @@ class IgsmTask : public TaskBase {
   void add_distractors(Rng& rng, std::vector<Node>* nodes) const;
   void choose_operators(Rng& rng, Node* node) const;
   Example make_candidate(Rng& rng, int ops) const;
+  void append_name(int edge, std::vector<int32_t>* tokens) const;
+  // The edge named at tokens[at..], and the name's length in tokens; -1 if no name starts there.
+  int read_name(const std::vector<int32_t>& tokens, size_t at, size_t* length) const;
   void append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
                          std::vector<int32_t>* tokens) const;
   int32_t evaluate_planted(const std::vector<Node>& nodes, int index, std::vector<int32_t>* memo) const;
@@ -117,8 +129,9 @@ class IgsmTask : public TaskBase {
                                std::vector<int>* memo);
 
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
-  bool dependency_order_ = false, dense_ = false;
+  bool dependency_order_ = false, dense_ = false, single_token_names_ = false;
   std::vector<Edge> edges_;
+  std::map<std::pair<int, int>, int> edge_of_letters_;  // (x, y) -> index into edges_
 };
 
 // The query's dependency DAG, built from the query down. nodes[0] is the query; operands always have larger
@@ -214,18 +227,39 @@ int32_t IgsmTask::evaluate_planted(const std::vector<Node>& nodes, int index, st
   return value;
 }
 
+void IgsmTask::append_name(int edge, std::vector<int32_t>* tokens) const {
+  if (single_token_names_) {
+    tokens->push_back(kModulus + edge);
+  } else {
+    tokens->insert(tokens->end(), {kModulus + edges_[edge].x, hash_token(), kModulus + edges_[edge].y});
+  }
+}
+
+int IgsmTask::read_name(const std::vector<int32_t>& tokens, size_t at, size_t* length) const {
+  if (single_token_names_) {
+    *length = 1;
+    return at < tokens.size() && is_name_token(tokens[at]) ? tokens[at] - kModulus : -1;
+  }
+  *length = 3;
+  if (at + 2 >= tokens.size() || !is_name_token(tokens[at]) || tokens[at + 1] != hash_token() ||
+      !is_name_token(tokens[at + 2])) {
+    return -1;
+  }
+  auto edge = edge_of_letters_.find({tokens[at] - kModulus, tokens[at + 2] - kModulus});
+  return edge == edge_of_letters_.end() ? -1 : edge->second;
+}
+
 void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
                                  std::vector<int32_t>* tokens) const {
   const Node& node = nodes[index];
-  const Edge& edge = edges_[names[index]];
-  tokens->insert(tokens->end(), {edge.x, hash_token(), edge.y, assign_token()});
+  append_name(names[index], tokens);
+  tokens->push_back(assign_token());
   if (node.is_constant) {
     tokens->push_back(node.value);
   } else {
     for (size_t k = 0; k < node.operands.size(); k++) {
       if (k > 0) tokens->push_back(node.ops[k - 1]);
-      const Edge& operand = edges_[names[node.operands[k]]];
-      tokens->insert(tokens->end(), {operand.x, hash_token(), operand.y});
+      append_name(names[node.operands[k]], tokens);
     }
   }
   tokens->push_back(period_token());
@@ -293,8 +327,8 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
       }
     }
   }
-  const Edge& query = edges_[names[0]];
-  example.tokens.insert(example.tokens.end(), {query.x, hash_token(), query.y, query_token()});
+  append_name(names[0], &example.tokens);
+  example.tokens.push_back(query_token());
   example.answer_begin = (int32_t)example.tokens.size();
   example.tokens.push_back(evaluate_planted(nodes, 0, &values));
   example.tokens.push_back(end_token());
@@ -309,23 +343,18 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
 // ---- solver: parse the definitions, then evaluate the query by recursive descent with memoization ----------
 
 struct ParsedProblem {
-  std::map<std::pair<int32_t, int32_t>, std::vector<int32_t>> definitions;  // name -> expression tokens
-  std::pair<int32_t, int32_t> query;
+  std::map<int, std::vector<int32_t>> definitions;  // edge -> expression tokens
+  int query = -1;
 };
 
 std::vector<int32_t> IgsmTask::solve(const std::vector<int32_t>& prompt) const {
   ParsedProblem problem;
   size_t i = 0;
-  auto read_name = [&](size_t at) -> std::pair<int32_t, int32_t> {
-    if (at + 2 >= prompt.size() || !is_entity(prompt[at]) || prompt[at + 1] != hash_token() ||
-        !is_entity(prompt[at + 2])) {
-      throw_bad_prompt(name(), "expected a parameter X#Y at position " + std::to_string(at));
-    }
-    return {prompt[at], prompt[at + 2]};
-  };
   while (true) {
-    std::pair<int32_t, int32_t> defined = read_name(i);
-    i += 3;
+    size_t length = 0;
+    int defined = read_name(prompt, i, &length);
+    if (defined < 0) throw_bad_prompt(name(), "expected a parameter X#Y at position " + std::to_string(i));
+    i += length;
     if (i < prompt.size() && prompt[i] == query_token()) {
       if (i + 1 != prompt.size()) throw_bad_prompt(name(), "tokens after the query's '?'");
       problem.query = defined;
@@ -342,10 +371,10 @@ std::vector<int32_t> IgsmTask::solve(const std::vector<int32_t>& prompt) const {
     i = end + 1;
   }
 
-  std::map<std::pair<int32_t, int32_t>, int32_t> values;
-  std::set<std::pair<int32_t, int32_t>> in_progress;
+  std::map<int, int32_t> values;
+  std::set<int> in_progress;
   // value(name): evaluates the definition's expression with * binding tighter than + and -, all mod 7.
-  std::function<int32_t(std::pair<int32_t, int32_t>)> value = [&](std::pair<int32_t, int32_t> param) {
+  std::function<int32_t(int)> value = [&](int param) {
     auto known = values.find(param);
     if (known != values.end()) return known->second;
     auto def = problem.definitions.find(param);
@@ -356,9 +385,10 @@ std::vector<int32_t> IgsmTask::solve(const std::vector<int32_t>& prompt) const {
     size_t at = 0;
     auto factor = [&]() -> int32_t {
       if (at < e.size() && e[at] >= 0 && e[at] < kModulus) return e[at++];
-      if (at + 2 < e.size() && is_entity(e[at]) && e[at + 1] == hash_token() && is_entity(e[at + 2])) {
-        std::pair<int32_t, int32_t> operand = {e[at], e[at + 2]};
-        at += 3;
+      size_t length = 0;
+      int operand = read_name(e, at, &length);
+      if (operand >= 0) {
+        at += length;
         return value(operand);
       }
       throw_bad_prompt(name(), "malformed expression");
