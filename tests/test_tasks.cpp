@@ -32,7 +32,7 @@ std::vector<TaskConfig> all_configs() {
       {"igsm", nullptr},
       {"igsm", {{"order", "dependency"}, {"dense", true}, {"levels", 3}, {"entities", 3}, {"ops_train", {1, 2, 3}},
                 {"ops_test", {3}}, {"distractors", 1}, {"max_operands", 2}}},
-      {"igsm", {{"names", "tokens"}, {"dense", true}}},
+      {"igsm", {{"names", "tokens"}, {"dense", true}, {"distractor_kind", "constants"}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
       {"group", nullptr},
@@ -415,6 +415,23 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
   }
 }
 
+TEST(Igsm, ConstantDistractors) {
+  auto task = make_task("igsm", {{"distractor_kind", "constants"}, {"distractors", 5}}, 3);
+  for (uint64_t i = 0; i < 60; i++) {
+    Example e = task->generate(Split::train, i, 3);
+    TextProblem problem = parse_igsm_text(task->to_text(e.tokens));
+    std::set<std::string> needed;
+    int counted = 0;
+    closure(problem, problem.query, &needed, &counted);
+    ASSERT_EQ(problem.definitions.size(), needed.size() + 5);
+    for (const auto& [name, rhs] : problem.definitions) {
+      if (needed.count(name)) continue;
+      ASSERT_EQ(rhs.size(), 1u) << name << " is a distractor but not a constant";
+      EXPECT_FALSE(is_parameter(rhs[0]));
+    }
+  }
+}
+
 TEST(Igsm, DependencyOrderDefinesOperandsFirst) {
   auto task = make_task("igsm", {{"order", "dependency"}, {"names", "tokens"}}, 9);
   for (int ops : task->difficulties(Split::train)) {
@@ -461,6 +478,7 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"igsm", {{"max_operands", 5}}, "max_operands"},
       {"igsm", {{"order", "sorted"}}, "order"},
       {"igsm", {{"names", "single"}}, "names"},
+      {"igsm", {{"distractor_kind", "none"}}, "distractor_kind"},
       {"primitives", {{"flavour", "python"}}, "\"math\", \"code\""},
       {"primitives", {{"chains", 6}, {"depth_train", {5}}}, "26"},
       {"group", {{"group", "q"}}, "\"z\", \"s5\""},

@@ -42,6 +42,7 @@ class IgsmTask : public TaskBase {
     dependency_order_ = options.get_string("order", "shuffled", {"shuffled", "dependency"}) == "dependency";
     dense_ = options.get_bool("dense", false);
     single_token_names_ = options.get_string("names", "pairs", {"pairs", "tokens"}) == "tokens";
+    constant_distractors_ = options.get_string("distractor_kind", "mixed", {"mixed", "constants"}) == "constants";
     options.check_no_unknown_keys();
     check(levels_ * entities_ <= 26, "igsm: levels * entities = " + std::to_string(levels_ * entities_) +
                                          " exceeds the 26 entity names A-Z; lower levels or entities");
@@ -129,7 +130,7 @@ class IgsmTask : public TaskBase {
                                std::vector<int>* memo);
 
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
-  bool dependency_order_ = false, dense_ = false, single_token_names_ = false;
+  bool dependency_order_ = false, dense_ = false, single_token_names_ = false, constant_distractors_ = false;
   std::vector<Edge> edges_;
   std::map<std::pair<int, int>, int> edge_of_letters_;  // (x, y) -> index into edges_
 };
@@ -177,12 +178,14 @@ std::vector<Node> IgsmTask::plant_needed(Rng& rng, int ops) const {
 }
 
 // Distractors: parameters no needed node refers to. Each is a constant or an expression of any parameter
-// defined before it (needed or distractor), so it looks like the needed ones.
+// defined before it (needed or distractor), so it looks like the needed ones; with distractor_kind "constants"
+// each is a constant, which puts more digits in the prompt than the answer depends on.
 void IgsmTask::add_distractors(Rng& rng, std::vector<Node>* nodes) const {
   for (int d = 0; d < distractors_; d++) {
     Node node;
     int available = (int)nodes->size();
-    if (rng.uniform(3) != 0) {
+    bool expression = rng.uniform(3) != 0;
+    if (expression && !constant_distractors_) {
       int m = uniform_int(rng, 1, std::min(max_operands_, available));
       std::vector<int> pool(available);
       for (int j = 0; j < available; j++) pool[j] = j;
