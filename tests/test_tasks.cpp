@@ -364,42 +364,60 @@ TEST(Igsm, QueryNeedsTheStatedOperationsAndHasDistractors) {
 
 // Dense targets: the output at each definition's '.' predicts the parameter's value exactly when the
 // prefix determines it, which the solver decides on its own: it answers a query about the parameter placed
-// right after the definition, or rejects the prompt because something it needs is not yet defined.
+// right after the definition, or rejects the prompt because something it needs is not yet defined. With
+// dense_operands the output at each operand's name predicts the operand's value the same way.
 TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
-  for (std::string order : {"shuffled", "dependency"}) {
-    SCOPED_TRACE("order = " + order);
-    json options = {{"order", order}, {"dense", true}, {"distractors", 2}, {"names", order == "shuffled" ? "pairs" : "tokens"}};
+  struct Case {
+    std::string order, names;
+    bool operands;
+  };
+  for (const Case& c : {Case{"shuffled", "pairs", false}, Case{"dependency", "tokens", true},
+                        Case{"shuffled", "pairs", true}}) {
+    SCOPED_TRACE(c.order + " " + c.names + (c.operands ? " with operands" : ""));
+    json options = {{"order", c.order}, {"dense", true}, {"distractors", 2}, {"names", c.names},
+                    {"dense_operands", c.operands}};
     auto task = make_task("igsm", options, 5);
     options.erase("dense");
+    options.erase("dense_operands");
     auto sparse = make_task("igsm", options, 5);
     // The symbols are the last 8 ids: '#' ':=' '+' '-' '*' '.' '?' '<end>'.
     const int32_t hash = (int32_t)task->vocab_size() - 8, assign = hash + 1, period = hash + 5, query = hash + 6;
-    int determined = 0, definitions = 0;
+    const bool pairs = c.names == "pairs";
+    // The value of the parameter named by tokens [name_begin, name_end) after the first `prefix` tokens, or -1.
+    auto value_after = [&](const Example& e, size_t prefix, size_t name_begin, size_t name_end) {
+      std::vector<int32_t> prompt(e.tokens.begin(), e.tokens.begin() + prefix);
+      prompt.insert(prompt.end(), e.tokens.begin() + name_begin, e.tokens.begin() + name_end);
+      prompt.push_back(query);
+      try {
+        return task->solve(prompt)[0];
+      } catch (const recur::Error&) {
+        return -1;
+      }
+    };
+    int determined = 0, definitions = 0, operand_targets = 0;
     for (int ops : {1, 4, 8}) {
       for (uint64_t i = 0; i < 40; i++) {
         Example e = task->generate(Split::train, i, ops);
         ASSERT_EQ(e.tokens, sparse->generate(Split::train, i, ops).tokens) << "dense must not change the data";
         ASSERT_EQ(e.dense_targets.size(), e.tokens.size());
-        size_t start = 0;  // first token of the current definition
+        size_t start = 0, assign_at = 0;  // first token and ':=' of the current definition
+        bool in_expression = false;        // between ':=' and '.'
         for (int t = 0; t < e.answer_begin - 1; t++) {
-          if (e.tokens[t] != period) {
-            ASSERT_EQ(e.dense_targets[t], -1) << "position " << t;
-            continue;
-          }
-          std::vector<int32_t> prompt(e.tokens.begin(), e.tokens.begin() + t + 1);
-          size_t name_end = start;  // the defined name: the tokens before ':='
-          while (e.tokens[name_end] != assign) name_end++;
-          prompt.insert(prompt.end(), e.tokens.begin() + start, e.tokens.begin() + name_end);
-          prompt.push_back(query);
           int32_t expected = -1;
-          try {
-            expected = task->solve(prompt)[0];
-          } catch (const recur::Error&) {
+          if (e.tokens[t] == assign) {
+            assign_at = t;
+            in_expression = true;
+          } else if (e.tokens[t] == period) {
+            expected = value_after(e, t + 1, start, assign_at);
+            determined += expected >= 0;
+            definitions++;
+          } else if (c.operands && in_expression && e.tokens[t] >= 7 && e.tokens[t] < hash &&
+                     (!pairs || e.tokens[t - 1] == hash)) {
+            expected = value_after(e, start, pairs ? t - 2 : t, t + 1);  // the operand's name ends here
+            operand_targets += expected >= 0;
           }
           ASSERT_EQ(e.dense_targets[t], expected) << "position " << t << ": " << task->to_text(e.tokens);
-          determined += expected >= 0;
-          definitions++;
-          start = t + 1;
+          if (e.tokens[t] == period) start = t + 1, in_expression = false;
         }
         EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);  // '?' predicts the answer
         EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());              // the answer predicts end
@@ -407,10 +425,13 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
       }
     }
     // In dependency order every definition is determined by its prefix; shuffled, only some are.
-    if (order == "dependency") {
+    if (c.order == "dependency") {
       EXPECT_EQ(determined, definitions);
     } else {
       EXPECT_LT(determined, definitions);
+    }
+    if (c.operands) {
+      EXPECT_GT(operand_targets, 0);
     }
   }
 }
@@ -479,6 +500,7 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"igsm", {{"order", "sorted"}}, "order"},
       {"igsm", {{"names", "single"}}, "names"},
       {"igsm", {{"distractor_kind", "none"}}, "distractor_kind"},
+      {"igsm", {{"dense_operands", true}}, "dense"},
       {"primitives", {{"flavour", "python"}}, "\"math\", \"code\""},
       {"primitives", {{"chains", 6}, {"depth_train", {5}}}, "26"},
       {"group", {{"group", "q"}}, "\"z\", \"s5\""},

@@ -41,9 +41,11 @@ class IgsmTask : public TaskBase {
     max_operands_ = options.get_int("max_operands", 4, 1, 4);
     dependency_order_ = options.get_string("order", "shuffled", {"shuffled", "dependency"}) == "dependency";
     dense_ = options.get_bool("dense", false);
+    dense_operands_ = options.get_bool("dense_operands", false);
     single_token_names_ = options.get_string("names", "pairs", {"pairs", "tokens"}) == "tokens";
     constant_distractors_ = options.get_string("distractor_kind", "mixed", {"mixed", "constants"}) == "constants";
     options.check_no_unknown_keys();
+    check(!dense_operands_ || dense_, "igsm: dense_operands adds to the dense targets; set \"dense\": true as well");
     check(levels_ * entities_ <= 26, "igsm: levels * entities = " + std::to_string(levels_ * entities_) +
                                          " exceeds the 26 entity names A-Z; lower levels or entities");
     for (int level = 0; level + 1 < levels_; level++) {
@@ -122,15 +124,17 @@ class IgsmTask : public TaskBase {
   void append_name(int edge, std::vector<int32_t>* tokens) const;
   // The edge named at tokens[at..], and the name's length in tokens; -1 if no name starts there.
   int read_name(const std::vector<int32_t>& tokens, size_t at, size_t* length) const;
+  // Appends node `index`'s definition; operand_ends (if not null) gets the position of each operand's last
+  // name token, in operand order.
   void append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
-                         std::vector<int32_t>* tokens) const;
+                         std::vector<int32_t>* tokens, std::vector<size_t>* operand_ends = nullptr) const;
   int32_t evaluate_planted(const std::vector<Node>& nodes, int index, std::vector<int32_t>* memo) const;
   static std::vector<int> dependency_order(Rng& rng, const std::vector<Node>& nodes);
   static int latest_dependency(const std::vector<Node>& nodes, const std::vector<int>& rank, int index,
                                std::vector<int>* memo);
 
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
-  bool dependency_order_ = false, dense_ = false, single_token_names_ = false, constant_distractors_ = false;
+  bool dependency_order_ = false, dense_ = false, dense_operands_ = false, single_token_names_ = false, constant_distractors_ = false;
   std::vector<Edge> edges_;
   std::map<std::pair<int, int>, int> edge_of_letters_;  // (x, y) -> index into edges_
 };
@@ -253,7 +257,7 @@ int IgsmTask::read_name(const std::vector<int32_t>& tokens, size_t at, size_t* l
 }
 
 void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
-                                 std::vector<int32_t>* tokens) const {
+                                 std::vector<int32_t>* tokens, std::vector<size_t>* operand_ends) const {
   const Node& node = nodes[index];
   append_name(names[index], tokens);
   tokens->push_back(assign_token());
@@ -263,6 +267,7 @@ void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, cons
     for (size_t k = 0; k < node.operands.size(); k++) {
       if (k > 0) tokens->push_back(node.ops[k - 1]);
       append_name(names[node.operands[k]], tokens);
+      if (operand_ends) operand_ends->push_back(tokens->size() - 1);
     }
   }
   tokens->push_back(period_token());
@@ -320,13 +325,23 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
   std::vector<int> rank(nodes.size());
   for (size_t r = 0; r < order.size(); r++) rank[order[r]] = (int)r;
   std::vector<int> latest(nodes.size(), -2);
+  auto determined_before = [&](int node, int place) {
+    return rank[node] < place && latest_dependency(nodes, rank, node, &latest) < place;
+  };
   for (int index : order) {
-    append_definition(nodes, index, names, &example.tokens);
-    // Dense supervision: the output at the definition's '.' predicts its value where the prefix fixes it.
-    if (dense_) {
-      example.dense_targets.resize(example.tokens.size(), -1);
-      if (latest_dependency(nodes, rank, index, &latest) < rank[index]) {
-        example.dense_targets.back() = evaluate_planted(nodes, index, &values);
+    std::vector<size_t> operand_ends;
+    append_definition(nodes, index, names, &example.tokens, &operand_ends);
+    if (!dense_) continue;
+    // Dense supervision where the prefix fixes the value: the output at the definition's '.' predicts it, and
+    // with dense_operands the output at each operand's name predicts that operand's value.
+    example.dense_targets.resize(example.tokens.size(), -1);
+    if (latest_dependency(nodes, rank, index, &latest) < rank[index]) {
+      example.dense_targets.back() = evaluate_planted(nodes, index, &values);
+    }
+    for (size_t k = 0; k < operand_ends.size() && dense_operands_; k++) {
+      int operand = nodes[index].operands[k];
+      if (determined_before(operand, rank[index])) {
+        example.dense_targets[operand_ends[k]] = evaluate_planted(nodes, operand, &values);
       }
     }
   }
