@@ -325,8 +325,9 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
   std::vector<int> rank(nodes.size());
   for (size_t r = 0; r < order.size(); r++) rank[order[r]] = (int)r;
   std::vector<int> latest(nodes.size(), -2);
-  auto determined_before = [&](int node, int place) {
-    return rank[node] < place && latest_dependency(nodes, rank, node, &latest) < place;
+  // Whether the first `defined` definitions fix node's value: it and everything it depends on are among them.
+  auto determined_by = [&](int node, int defined) {
+    return rank[node] < defined && latest_dependency(nodes, rank, node, &latest) < defined;
   };
   for (int index : order) {
     std::vector<size_t> operand_ends;
@@ -335,12 +336,12 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
     // Dense supervision where the prefix fixes the value: the output at the definition's '.' predicts it, and
     // with dense_operands the output at each operand's name predicts that operand's value.
     example.dense_targets.resize(example.tokens.size(), -1);
-    if (latest_dependency(nodes, rank, index, &latest) < rank[index]) {
+    if (determined_by(index, rank[index] + 1)) {
       example.dense_targets.back() = evaluate_planted(nodes, index, &values);
     }
     for (size_t k = 0; k < operand_ends.size() && dense_operands_; k++) {
       int operand = nodes[index].operands[k];
-      if (determined_before(operand, rank[index])) {
+      if (determined_by(operand, rank[index])) {
         example.dense_targets[operand_ends[k]] = evaluate_planted(nodes, operand, &values);
       }
     }
