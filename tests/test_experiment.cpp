@@ -64,4 +64,30 @@ TEST(Experiment, TinyGridRunsAndResumes) {
   ASSERT_EQ(again.results.size(), 2u);
   EXPECT_EQ(again.results[1].mean_accuracy, first.results[1].mean_accuracy);
   EXPECT_EQ(again.results[1].train_seconds, first.results[1].train_seconds);
+  EXPECT_EQ(again.results[1].eval_examples, 16);
+  // --reevaluate with more examples: evaluated again from the last checkpoint, training untouched
+  e.reevaluate = true;
+  e.eval_examples = 40;
+  ExperimentReport wider = run_experiment(e, true);
+  ASSERT_EQ(wider.results.size(), 2u);
+  for (size_t i = 0; i < 2; i++) {
+    EXPECT_EQ(wider.results[i].eval_examples, 40);
+    EXPECT_EQ(wider.results[i].train_seconds, first.results[i].train_seconds);
+    EXPECT_EQ(wider.results[i].steps, 6);
+    // accuracies are multiples of 1/40 now (16 examples could only give multiples of 1/16)
+    for (double a : wider.results[i].accuracy) EXPECT_NEAR(a * 40, std::round(a * 40), 1e-9);
+  }
+  EXPECT_NE(wider.table_markdown.find("| 40 |"), std::string::npos);
+  // the same model evaluated on a prefix of the same test examples agrees with the recorded result
+  e.eval_examples = 16;
+  ExperimentReport back = run_experiment(e, true);
+  EXPECT_EQ(back.results[1].accuracy, first.results[1].accuracy);
+}
+
+TEST(Experiment, StderrOfTheMeanAccuracy) {
+  ModelResult r;
+  r.accuracy = {0.5, 0.5};
+  EXPECT_EQ(mean_accuracy_stderr(r), 0.0);  // unknown example count
+  r.eval_examples = 100;
+  EXPECT_NEAR(mean_accuracy_stderr(r), std::sqrt(2 * 0.25 / 100) / 2, 1e-12);
 }

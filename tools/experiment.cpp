@@ -36,6 +36,9 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   app->add_option("--d_ff", e.base.d_ff, "SwiGLU hidden width")->capture_default_str();
   app->add_option("--eval_examples", e.eval_examples, "test examples per difficulty")->capture_default_str();
   app->add_option("--eval_batch", e.eval_batch, "evaluation batch size")->capture_default_str();
+  app->add_flag("--reevaluate", e.reevaluate,
+                "finished models: redo the final test evaluation from their last checkpoint if --eval_examples "
+                "differs from the one they were evaluated with (no retraining)");
   app->add_option("--out", e.out_dir, "experiment folder (models/, results.csv, report.md, plot.svg)")
       ->capture_default_str();
   add_train_flags(app, e.train);

@@ -1,7 +1,7 @@
 // recur/experiment.h: the looped-transformer comparisons of Saunshi et al. as a command: train a grid of
 // (k⊗L), (kL⊗1), (k⊗1) and middle-looped models on one task, evaluate exact-match accuracy per difficulty, and
 // report the paper-style table, CSV, the depth-scaling fit accuracy = α·log D + β per family, %Gap and a plot.
-// Each model's run is resumable; finished models are skipped on a re-run.
+// Each model's run is resumable; finished models are skipped on a re-run, or only re-evaluated (`reevaluate`).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,6 +30,9 @@ struct ExperimentConfig {
   TrainConfig train;
   int eval_examples = 500;     // test examples per difficulty
   int eval_batch = 64;
+  // Finished models: repeat the final test evaluation from their last checkpoint when it used a different
+  // eval_examples (tighter error bars without retraining). Off: a finished model's result is reused as is.
+  bool reevaluate = false;
   std::string out_dir = "runs/experiment";
 };
 
@@ -39,6 +42,7 @@ struct ModelResult {
   double flops_per_token = 0;  // forward, at the task's longest example
   std::vector<int> difficulties;
   std::vector<double> accuracy;  // per difficulty, test split
+  int eval_examples = 0;         // test examples per difficulty behind `accuracy` (0: not recorded)
   double mean_accuracy = 0, train_seconds = 0;
   int64_t steps = 0;
 };
@@ -57,6 +61,8 @@ struct ExperimentReport {
 ExperimentReport run_experiment(const ExperimentConfig& config, bool quiet = false);
 // Least squares of accuracy = α·ln(D) + β over the models in `results` of one family.
 DepthFit fit_depth(const std::vector<ModelResult>& results, bool looped_family);
+// Standard error of mean_accuracy, (1/n_d)·sqrt(Σ_d p_d(1−p_d)/eval_examples); 0 if eval_examples is unknown.
+double mean_accuracy_stderr(const ModelResult& r);
 // The table, the fits and %Gap = (looped − shallow)/(deep − shallow) for each (k⊗L) whose (k⊗1) and (kL⊗1) ran.
 std::string report_markdown(const ExperimentConfig& config, const std::vector<ModelResult>& results);
 std::string report_csv(const std::vector<ModelResult>& results);

@@ -76,8 +76,8 @@ static ModelConfig model_for(const ExperimentConfig& e, const LoopSpec& s, const
 
 static nlohmann::json result_to_json(const ModelResult& r) {
   return {{"model", r.spec.name()}, {"params", r.params},         {"flops_per_token", r.flops_per_token},
-          {"difficulties", r.difficulties}, {"accuracy", r.accuracy}, {"mean_accuracy", r.mean_accuracy},
-          {"train_seconds", r.train_seconds}, {"steps", r.steps}};
+          {"difficulties", r.difficulties}, {"accuracy", r.accuracy}, {"eval_examples", r.eval_examples},
+          {"mean_accuracy", r.mean_accuracy}, {"train_seconds", r.train_seconds}, {"steps", r.steps}};
 }
 
 static ModelResult result_from_json(const nlohmann::json& j) {
@@ -87,6 +87,7 @@ static ModelResult result_from_json(const nlohmann::json& j) {
   r.flops_per_token = j.at("flops_per_token").get<double>();
   r.difficulties = j.at("difficulties").get<std::vector<int>>();
   r.accuracy = j.at("accuracy").get<std::vector<double>>();
+  r.eval_examples = j.value("eval_examples", 0);  // results written before it was recorded have none
   r.mean_accuracy = j.at("mean_accuracy").get<double>();
   r.train_seconds = j.at("train_seconds").get<double>();
   r.steps = j.at("steps").get<int64_t>();
@@ -119,14 +120,21 @@ DepthFit fit_depth(const std::vector<ModelResult>& results, bool looped_family) 
   return fit;
 }
 
+double mean_accuracy_stderr(const ModelResult& r) {
+  if (r.eval_examples <= 0 || r.accuracy.empty()) return 0;
+  double variance = 0;
+  for (double p : r.accuracy) variance += p * (1 - p) / r.eval_examples;
+  return std::sqrt(variance) / (double)r.accuracy.size();
+}
+
 std::string report_markdown(const ExperimentConfig& e, const std::vector<ModelResult>& results) {
   std::ostringstream out;
   if (results.empty()) return "(no results)\n";
   out << "| model | depth | params | MFLOPs/token | ";
   for (int d : results[0].difficulties) out << "acc " << d << " | ";
-  out << "mean | train s |\n|---|---|---|---|";
+  out << "mean | ± s.e. | test examples | train s |\n|---|---|---|---|";
   for (size_t i = 0; i < results[0].difficulties.size(); i++) out << "---|";
-  out << "---|---|\n";
+  out << "---|---|---|---|\n";
   char buf[64];
   for (const ModelResult& r : results) {
     std::snprintf(buf, sizeof buf, "%.2f", r.flops_per_token / 1e6);
@@ -135,7 +143,8 @@ std::string report_markdown(const ExperimentConfig& e, const std::vector<ModelRe
       std::snprintf(buf, sizeof buf, "%.1f", 100 * a);
       out << buf << " | ";
     }
-    std::snprintf(buf, sizeof buf, "%.1f | %.0f |", 100 * r.mean_accuracy, r.train_seconds);
+    std::snprintf(buf, sizeof buf, "%.1f | %.1f | %d | %.0f |", 100 * r.mean_accuracy, 100 * mean_accuracy_stderr(r),
+                  r.eval_examples, r.train_seconds);
     out << buf << "\n";
   }
   DepthFit lf = fit_depth(results, true), nf = fit_depth(results, false);
@@ -180,12 +189,13 @@ std::string report_csv(const std::vector<ModelResult>& results) {
   if (results.empty()) return "";
   out << "model,prelude,k,L,coda,depth,params,flops_per_token";
   for (int d : results[0].difficulties) out << ",acc_" << d;
-  out << ",acc_mean,train_seconds,steps\n";
+  out << ",acc_mean,acc_mean_stderr,eval_examples,train_seconds,steps\n";
   for (const ModelResult& r : results) {
     out << r.spec.name() << "," << r.spec.prelude << "," << r.spec.k << "," << r.spec.L << "," << r.spec.coda << ","
         << r.spec.depth() << "," << r.params << "," << r.flops_per_token;
     for (double a : r.accuracy) out << "," << a;
-    out << "," << r.mean_accuracy << "," << r.train_seconds << "," << r.steps << "\n";
+    out << "," << r.mean_accuracy << "," << mean_accuracy_stderr(r) << "," << r.eval_examples << "," << r.train_seconds
+        << "," << r.steps << "\n";
   }
   return out.str();
 }
@@ -244,6 +254,24 @@ std::string report_svg(const std::vector<ModelResult>& results, const std::strin
   return s.str();
 }
 
+// The final test evaluation: accuracy per test difficulty on e.eval_examples examples each.
+static void evaluate_final(Model& model, const tasks::Task& task, const ExperimentConfig& e, ModelResult* r) {
+  r->difficulties.clear();
+  r->accuracy.clear();
+  r->mean_accuracy = 0;
+  for (const DifficultyAccuracy& a : evaluate_task(model, task, tasks::Split::test, e.eval_examples, e.eval_batch)) {
+    r->difficulties.push_back(a.difficulty);
+    r->accuracy.push_back(a.accuracy());
+    r->mean_accuracy += a.accuracy() / task.difficulties(tasks::Split::test).size();
+  }
+  r->eval_examples = e.eval_examples;
+}
+
+static void write_result(const std::string& path, const ModelResult& r) {
+  std::string text = result_to_json(r).dump(2) + "\n";
+  write_file_atomic(path, text.data(), text.size());
+}
+
 ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
   check(!e.models.empty(), "experiment: no models given; pass --models, e.g. 1x1,2x1,6x1,2x3");
   e.train.validate();
@@ -259,9 +287,17 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
     std::string result_path = dir + "/result.json";
     if (fs::exists(result_path)) {
       std::vector<uint8_t> bytes = read_file_bytes(result_path);
-      report.results.push_back(result_from_json(nlohmann::json::parse(bytes.begin(), bytes.end())));
-      if (!quiet) std::printf("[%d/%zu] (%s) done earlier: mean accuracy %.1f%%\n", index, e.models.size(),
-                              spec.name().c_str(), 100 * report.results.back().mean_accuracy);
+      ModelResult r = result_from_json(nlohmann::json::parse(bytes.begin(), bytes.end()));
+      const char* how = "done earlier";
+      if (e.reevaluate && r.eval_examples != e.eval_examples) {
+        Model model = checkpoint_load_model(dir);  // the last checkpoint is the trained model
+        evaluate_final(model, *task, e, &r);
+        write_result(result_path, r);
+        how = "re-evaluated";
+      }
+      report.results.push_back(r);
+      if (!quiet) std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
+                              e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
       continue;
     }
     Model model(model_for(e, spec, *task));
@@ -281,14 +317,8 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
               task_validation(*task, std::min(e.eval_examples, 128), e.eval_batch), options);
     r.train_seconds = read_run_totals(dir).seconds;  // every resumed segment's steps
     r.steps = train.steps;
-    for (const DifficultyAccuracy& a :
-         evaluate_task(model, *task, tasks::Split::test, e.eval_examples, e.eval_batch)) {
-      r.difficulties.push_back(a.difficulty);
-      r.accuracy.push_back(a.accuracy());
-      r.mean_accuracy += a.accuracy() / task->difficulties(tasks::Split::test).size();
-    }
-    std::string text = result_to_json(r).dump(2) + "\n";
-    write_file_atomic(result_path, text.data(), text.size());
+    evaluate_final(model, *task, e, &r);
+    write_result(result_path, r);
     report.results.push_back(r);
     if (!quiet) std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
                             100 * r.mean_accuracy);
