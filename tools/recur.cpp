@@ -1,6 +1,8 @@
 // recur: the command-line program, a thin layer over the engine library.
 //   recur train   train a model on a text corpus (default: the built-in KJV), checkpoint, resume
 //   recur sample  continue a prompt from a checkpoint
+//   recur experiment  train and evaluate a grid of looped / deep / shallow models on a task (experiment.cpp)
+//   recur task    print a task's examples (task.cpp)
 //   recur bench   throughput benchmarks (see bench_train.cpp)
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -184,6 +186,11 @@ int main(int argc, char** argv) {
   std::string exp_models = "1x1,2x1,4x1,2x2", exp_task_options = "{}";
   add_experiment_flags(experiment, exp, exp_models, exp_task_options);
 
+  // ---- task
+  CLI::App* task = app.add_subcommand("task", "print a task's examples (text, or JSON lines for other tools)");
+  TaskDumpOptions task_options;
+  add_task_flags(task, task_options);
+
   // ---- bench
   CLI::App* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
@@ -246,6 +253,8 @@ int main(int argc, char** argv) {
       finish_experiment_config(exp, exp_models, exp_task_options);
       ExperimentReport report = run_experiment(exp);
       std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", report.table_markdown.c_str(), exp.out_dir.c_str());
+    } else if (*task) {
+      return run_task_dump(task_options);
     } else if (*bench_train) {
       return run_bench_train(bench_train_options);
     } else if (*bench_mor) {

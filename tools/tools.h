@@ -12,6 +12,15 @@ void add_train_flags(CLI::App* app, recur::TrainConfig& config);
 void add_experiment_flags(CLI::App* app, recur::ExperimentConfig& config, std::string& models, std::string& task_options);
 void finish_experiment_config(recur::ExperimentConfig& config, const std::string& models, const std::string& task_options);
 
+struct TaskDumpOptions {
+  std::string task = "phop", task_options = "{}", split = "train", format = "text";
+  uint64_t task_seed = 1;
+  int64_t count = 10;
+  int difficulty = 0;  // 0: cycle through the split's difficulties
+};
+void add_task_flags(CLI::App* app, TaskDumpOptions& options);
+int run_task_dump(const TaskDumpOptions& options);
+
 struct BenchTrainOptions {
   std::vector<std::string> configs = {"S", "M"};  // S, M, or model config JSON files
   int steps = 10;     // timed steps per config
