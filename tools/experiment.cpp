@@ -44,12 +44,16 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   add_train_flags(app, e.train);
 }
 
-void finish_experiment_config(ExperimentConfig& e, const std::string& models, const std::string& task_options) {
+nlohmann::json parse_task_options(const std::string& text, const std::string& command) {
   try {
-    e.task_options = nlohmann::json::parse(task_options);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& err) {
-    throw Error(std::string("experiment: --task_options is not valid JSON (") + err.what() + ")");
+    throw Error(command + ": --task_options is not valid JSON (" + err.what() + ")");
   }
+}
+
+void finish_experiment_config(ExperimentConfig& e, const std::string& models, const std::string& task_options) {
+  e.task_options = parse_task_options(task_options, "experiment");
   e.models.clear();
   std::stringstream ss(models);
   std::string item;

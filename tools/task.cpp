@@ -23,12 +23,7 @@ void add_task_flags(CLI::App* app, TaskDumpOptions& o) {
 }
 
 int run_task_dump(const TaskDumpOptions& o) {
-  nlohmann::json options;
-  try {
-    options = nlohmann::json::parse(o.task_options);
-  } catch (const nlohmann::json::parse_error& err) {
-    throw Error(std::string("task: --task_options is not valid JSON (") + err.what() + ")");
-  }
+  nlohmann::json options = parse_task_options(o.task_options, "task");
   check(o.split == "train" || o.split == "test", "task: --split '" + o.split + "' unknown; use train or test");
   check(o.format == "text" || o.format == "jsonl", "task: --format '" + o.format + "' unknown; use text or jsonl");
   check(o.count >= 0, "task: --count must be >= 0");

@@ -1,6 +1,7 @@
 // Subcommands of the recur program that live in their own files.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,8 @@ struct TrainConfig;
 }
 void add_train_flags(CLI::App* app, recur::TrainConfig& config);
 void add_experiment_flags(CLI::App* app, recur::ExperimentConfig& config, std::string& models, std::string& task_options);
+// --task_options text as JSON; a parse error names the command and the flag.
+nlohmann::json parse_task_options(const std::string& text, const std::string& command);
 void finish_experiment_config(recur::ExperimentConfig& config, const std::string& models, const std::string& task_options);
 
 struct TaskDumpOptions {
