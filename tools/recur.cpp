@@ -1,6 +1,7 @@
 // recur: the command-line program, a thin layer over the engine library.
 //   recur train   train a model on a text corpus (default: the built-in KJV), checkpoint, resume
 //   recur sample  continue a prompt from a checkpoint
+//   recur serve   generate for many requests (JSON lines) with continuous batching (serve.cpp)
 //   recur experiment  train and evaluate a grid of looped / deep / shallow models on a task (experiment.cpp)
 //   recur task    print a task's examples (task.cpp)
 //   recur bench   throughput benchmarks (see bench_train.cpp)
@@ -180,6 +181,11 @@ int main(int argc, char** argv) {
   sample->add_option("--top_k", sample_options.top_k, "sample among the k most likely (0: all)")->capture_default_str();
   sample->add_option("--seed", sample_options.seed, "sampling seed")->capture_default_str();
 
+  // ---- serve
+  CLI::App* serve_cmd = app.add_subcommand("serve", "generate for many requests (JSON lines in, JSON lines out)");
+  ServeCliOptions serve_options;
+  add_serve_flags(serve_cmd, serve_options);
+
   // ---- experiment
   CLI::App* experiment = app.add_subcommand("experiment", "train and evaluate a grid of looped / deep / shallow models on a task");
   ExperimentConfig exp;
@@ -253,6 +259,8 @@ int main(int argc, char** argv) {
       finish_experiment_config(exp, exp_models, exp_task_options);
       ExperimentReport report = run_experiment(exp);
       std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", report.table_markdown.c_str(), exp.out_dir.c_str());
+    } else if (*serve_cmd) {
+      return run_serve(serve_options);
     } else if (*task) {
       return run_task_dump(task_options);
     } else if (*bench_train) {

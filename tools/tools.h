@@ -24,6 +24,15 @@ struct TaskDumpOptions {
 void add_task_flags(CLI::App* app, TaskDumpOptions& options);
 int run_task_dump(const TaskDumpOptions& options);
 
+struct ServeCliOptions {
+  std::string checkpoint, requests = "-";
+  int max_new_tokens = 64, max_batch = 16, top_k = 40;
+  float temperature = 0.8f;
+  uint64_t seed = 42;
+};
+void add_serve_flags(CLI::App* app, ServeCliOptions& options);
+int run_serve(const ServeCliOptions& options);
+
 struct BenchTrainOptions {
   std::vector<std::string> configs = {"S", "M"};  // S, M, or model config JSON files
   int steps = 10;     // timed steps per config

@@ -1,0 +1,116 @@
+// recur serve: the request front end of serve(). Reads requests as JSON lines (a file or stdin), generates them
+// all with continuous batching (and depth-wise batching for MoR models), and writes one JSON line per request in
+// input order, with throughput on stderr. Byte-level models: prompts and completions are text.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "recur/checkpoint.h"
+#include "recur/error.h"
+#include "recur/serve.h"
+#include "tools.h"
+
+using namespace recur;
+
+void add_serve_flags(CLI::App* app, ServeCliOptions& o) {
+  app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  app->add_option("--requests", o.requests,
+                  "JSON lines, one request each: {\"prompt\": text, \"max_new_tokens\": n, \"id\": any} "
+                  "(max_new_tokens and id optional; - reads stdin)")
+      ->capture_default_str();
+  app->add_option("--max_new_tokens", o.max_new_tokens, "for requests that do not set it")->capture_default_str();
+  app->add_option("--max_batch", o.max_batch, "sequences decoding at once")->capture_default_str();
+  app->add_option("--temperature", o.temperature, "softmax temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top_k", o.top_k, "sample among the k most likely (0: all)")->capture_default_str();
+  app->add_option("--seed", o.seed, "sampling seed (each request mixes in its index)")->capture_default_str();
+}
+
+namespace {
+
+struct ParsedRequests {
+  std::vector<ServeRequest> requests;
+  std::vector<nlohmann::json> ids;  // the request's "id", or its line number
+};
+
+ParsedRequests parse_requests(std::istream& in, const std::string& source, int default_max_new_tokens) {
+  ParsedRequests parsed;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); line_no++) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string where = source + " line " + std::to_string(line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& err) {
+      throw Error("serve: " + where + " is not valid JSON (" + err.what() + "); write one JSON object per line");
+    }
+    check(j.is_object(), "serve: " + where + " is not a JSON object; write {\"prompt\": \"...\"}");
+    for (const auto& item : j.items())
+      check(item.key() == "prompt" || item.key() == "max_new_tokens" || item.key() == "id",
+            "serve: " + where + " has an unknown key \"" + item.key() + "\"; the keys are prompt, max_new_tokens, id");
+    check(j.contains("prompt") && j["prompt"].is_string() && !j["prompt"].get<std::string>().empty(),
+          "serve: " + where + " needs \"prompt\": a non-empty string");
+    ServeRequest request;
+    std::string prompt = j["prompt"].get<std::string>();
+    request.prompt.assign(prompt.begin(), prompt.end());
+    for (int32_t& t : request.prompt) t = (int32_t)(uint8_t)t;  // bytes are tokens 0..255
+    request.max_new_tokens = default_max_new_tokens;
+    if (j.contains("max_new_tokens")) {
+      check(j["max_new_tokens"].is_number_integer() && j["max_new_tokens"].get<int64_t>() >= 1 &&
+                j["max_new_tokens"].get<int64_t>() <= 1000000,
+            "serve: " + where + ": \"max_new_tokens\" must be an integer from 1 to 1000000");
+      request.max_new_tokens = j["max_new_tokens"].get<int>();
+    }
+    parsed.ids.push_back(j.contains("id") ? j["id"] : nlohmann::json(line_no));
+    parsed.requests.push_back(std::move(request));
+  }
+  check(!parsed.requests.empty(), "serve: no requests in " + source + "; write one JSON object per line");
+  return parsed;
+}
+
+}  // namespace
+
+int run_serve(const ServeCliOptions& o) {
+  check(o.max_new_tokens >= 1, "serve: --max_new_tokens must be >= 1");
+  check(o.max_batch >= 1, "serve: --max_batch must be >= 1");
+  check(o.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
+  check(o.top_k >= 0, "serve: --top_k must be >= 0 (0: the whole vocabulary)");
+  ParsedRequests parsed;
+  if (o.requests == "-") {
+    parsed = parse_requests(std::cin, "stdin", o.max_new_tokens);
+  } else {
+    std::ifstream in(o.requests);
+    check((bool)in, "serve: cannot read --requests " + o.requests + "; give a JSON-lines file or - for stdin");
+    parsed = parse_requests(in, o.requests, o.max_new_tokens);
+  }
+  Model model = checkpoint_load_model(o.checkpoint);
+  check(model.config().vocab_size == 256,
+        "serve: the model's vocab_size is " + std::to_string(model.config().vocab_size) +
+            ", but requests are byte-level text (vocab 256); serve a model trained with recur train");
+  for (size_t i = 0; i < parsed.requests.size(); i++) {
+    int64_t needed = (int64_t)parsed.requests[i].prompt.size() + parsed.requests[i].max_new_tokens;
+    check(needed <= model.config().max_seq_len,
+          "serve: request " + parsed.ids[i].dump() + " needs " + std::to_string(needed) +
+              " positions (prompt + max_new_tokens) but the model's max_seq_len is " +
+              std::to_string(model.config().max_seq_len) + "; shorten the prompt or lower max_new_tokens");
+  }
+  ServeOptions options;
+  options.max_batch = o.max_batch;
+  options.sampling.temperature = o.temperature;
+  options.sampling.top_k = o.top_k;
+  options.sampling.seed = o.seed;
+  ServeStats stats;
+  std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, options, &stats);
+  for (size_t i = 0; i < outputs.size(); i++) {
+    std::string text;
+    for (int32_t t : outputs[i]) text += (char)(uint8_t)t;
+    nlohmann::json line = {{"id", parsed.ids[i]}, {"completion", text}, {"generated_tokens", outputs[i].size()}};
+    // a byte-level model can emit bytes that are not UTF-8; they become U+FFFD in the JSON text
+    std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  std::fprintf(stderr, "serve: %zu requests, %lld prompt + %lld generated tokens in %.2f s (%.0f generated tokens/s)\n",
+               outputs.size(), (long long)stats.prompt_tokens, (long long)stats.generated_tokens, stats.seconds,
+               stats.seconds > 0 ? stats.generated_tokens / stats.seconds : 0.0);
+  return 0;
+}
