@@ -124,18 +124,6 @@ void add_train_flags(CLI::App* app, TrainConfig& t) {
       ->capture_default_str();
 }
 
-namespace {
-
-std::vector<int32_t> bytes_to_tokens(const std::string& s) { return std::vector<int32_t>(s.begin(), s.end()); }
-
-std::string tokens_to_text(const std::vector<int32_t>& tokens) {
-  std::string s;
-  for (int32_t t : tokens) s += (char)(uint8_t)t;
-  return s;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"recur: train, evaluate and serve looped and recursive transformers on the CPU"};
   app.require_subcommand(1);

@@ -52,9 +52,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
     check(j.contains("prompt") && j["prompt"].is_string() && !j["prompt"].get<std::string>().empty(),
           "serve: " + where + " needs \"prompt\": a non-empty string");
     ServeRequest request;
-    std::string prompt = j["prompt"].get<std::string>();
-    request.prompt.assign(prompt.begin(), prompt.end());
-    for (int32_t& t : request.prompt) t = (int32_t)(uint8_t)t;  // bytes are tokens 0..255
+    request.prompt = bytes_to_tokens(j["prompt"].get<std::string>());
     request.max_new_tokens = default_max_new_tokens;
     if (j.contains("max_new_tokens")) {
       check(j["max_new_tokens"].is_number_integer() && j["max_new_tokens"].get<int64_t>() >= 1 &&
@@ -103,9 +101,8 @@ int run_serve(const ServeCliOptions& o) {
   ServeStats stats;
   std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, options, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {
-    std::string text;
-    for (int32_t t : outputs[i]) text += (char)(uint8_t)t;
-    nlohmann::json line = {{"id", parsed.ids[i]}, {"completion", text}, {"generated_tokens", outputs[i].size()}};
+    nlohmann::json line = {{"id", parsed.ids[i]}, {"completion", tokens_to_text(outputs[i])},
+                           {"generated_tokens", outputs[i].size()}};
     // a byte-level model can emit bytes that are not UTF-8; they become U+FFFD in the JSON text
     std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }

@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,18 @@ struct TrainConfig;
 }
 void add_train_flags(CLI::App* app, recur::TrainConfig& config);
 void add_experiment_flags(CLI::App* app, recur::ExperimentConfig& config, std::string& models, std::string& task_options);
+// Byte-level text <-> tokens 0..255 (the models recur train makes).
+inline std::vector<int32_t> bytes_to_tokens(const std::string& text) {
+  std::vector<int32_t> tokens;
+  for (char c : text) tokens.push_back((int32_t)(uint8_t)c);
+  return tokens;
+}
+inline std::string tokens_to_text(const std::vector<int32_t>& tokens) {
+  std::string text;
+  for (int32_t t : tokens) text += (char)(uint8_t)t;
+  return text;
+}
+
 // --task_options text as JSON; a parse error names the command and the flag.
 nlohmann::json parse_task_options(const std::string& text, const std::string& command);
 void finish_experiment_config(recur::ExperimentConfig& config, const std::string& models, const std::string& task_options);
