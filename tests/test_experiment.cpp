@@ -84,6 +84,25 @@ TEST(Experiment, TinyGridRunsAndResumes) {
   EXPECT_EQ(back.results[1].accuracy, first.results[1].accuracy);
 }
 
+TEST(Experiment, GapNeedsDeepAndShallowApartBeyondNoise) {
+  auto result = [](const char* name, double acc, int examples) {
+    ModelResult r;
+    r.spec = LoopSpec::parse(name);
+    r.difficulties = {1};
+    r.accuracy = {acc};
+    r.mean_accuracy = acc;
+    r.eval_examples = examples;
+    return r;
+  };
+  ExperimentConfig e;
+  // 0.30 vs 0.32 on 2048 examples each: 2 points apart, s.e. of the difference 1.4 points -> within noise
+  std::string close = report_markdown(e, {result("1x1", 0.30, 2048), result("4x1", 0.32, 2048), result("1x4", 0.31, 2048)});
+  EXPECT_NE(close.find("%Gap undefined"), std::string::npos) << close;
+  // 0.30 vs 0.60: a gap well beyond noise, (1x4) at 0.45 is half way
+  std::string apart = report_markdown(e, {result("1x1", 0.30, 2048), result("4x1", 0.60, 2048), result("1x4", 0.45, 2048)});
+  EXPECT_NE(apart.find("(1x4) between (1x1) and (4x1): 50%"), std::string::npos) << apart;
+}
+
 TEST(Experiment, StderrOfTheMeanAccuracy) {
   ModelResult r;
   r.accuracy = {0.5, 0.5};

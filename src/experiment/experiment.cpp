@@ -173,8 +173,13 @@ std::string report_markdown(const ExperimentConfig& e, const std::vector<ModelRe
     if (!any) out << "\n%Gap = (looped − shallow) / (deep − shallow), on mean accuracy:\n";
     any = true;
     double gap_den = deep->second->mean_accuracy - shallow->second->mean_accuracy;
-    if (std::fabs(gap_den) < 1e-9) {
-      out << "- (" << r.spec.name() << "): deep and shallow tie, %Gap undefined\n";
+    // Two standard errors of the difference (0 when the example counts are unknown): a smaller gap between deep
+    // and shallow is noise, and a ratio over it would mean nothing.
+    double noise = 2 * std::hypot(mean_accuracy_stderr(*deep->second), mean_accuracy_stderr(*shallow->second));
+    if (std::fabs(gap_den) < std::max(1e-9, noise)) {
+      std::snprintf(buf, sizeof buf, "%.1f", 100 * gap_den);
+      out << "- (" << r.spec.name() << "): (" << deep->first << ") − (" << shallow->first << ") = " << buf
+          << " points, within two standard errors: %Gap undefined\n";
       continue;
     }
     std::snprintf(buf, sizeof buf, "%.0f%%", 100 * (r.mean_accuracy - shallow->second->mean_accuracy) / gap_den);
