@@ -26,9 +26,7 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   e.train.save_every = 500;
   e.eval_examples = 256;
   e.out_dir = "runs/experiment";
-  app->add_option("--task", e.task, "addition | phop | igsm | primitives | group")->capture_default_str();
-  app->add_option("--task_options", task_options, "task options as JSON (docs/tasks.md)")->capture_default_str();
-  app->add_option("--task_seed", e.task_seed, "seed of the task's data generator")->capture_default_str();
+  add_task_source_flags(app, e.task, task_options, e.task_seed);
   app->add_option("--models", models, "grid: kxL or p+kxL+c, comma separated")->capture_default_str();
   app->add_option("--d_model", e.base.d_model, "model width")->capture_default_str();
   app->add_option("--n_heads", e.base.n_heads, "attention heads")->capture_default_str();
@@ -42,6 +40,12 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   app->add_option("--out", e.out_dir, "experiment folder (models/, results.csv, report.md, plot.svg)")
       ->capture_default_str();
   add_train_flags(app, e.train);
+}
+
+void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed) {
+  app->add_option("--task", task, "addition | phop | igsm | primitives | group")->capture_default_str();
+  app->add_option("--task_options", task_options, "task options as JSON (docs/tasks.md)")->capture_default_str();
+  app->add_option("--task_seed", task_seed, "seed of the task's data generator")->capture_default_str();
 }
 
 nlohmann::json parse_task_options(const std::string& text, const std::string& command) {

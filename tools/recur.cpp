@@ -124,6 +124,12 @@ void add_train_flags(CLI::App* app, TrainConfig& t) {
       ->capture_default_str();
 }
 
+void add_sampling_flags(CLI::App* app, SampleOptions& o) {
+  app->add_option("--temperature", o.temperature, "softmax temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top_k", o.top_k, "sample among the k most likely (0: all)")->capture_default_str();
+  app->add_option("--seed", o.seed, "sampling seed")->capture_default_str();
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"recur: train, evaluate and serve looped and recursive transformers on the CPU"};
   app.require_subcommand(1);
@@ -165,9 +171,7 @@ int main(int argc, char** argv) {
   sample->add_option("--checkpoint", checkpoint, "checkpoint folder or training --out folder")->required();
   sample->add_option("--prompt", prompt, "text to continue")->capture_default_str();
   sample->add_option("--max_new_tokens", sample_options.max_new_tokens, "bytes to generate")->capture_default_str();
-  sample->add_option("--temperature", sample_options.temperature, "softmax temperature (0: greedy)")->capture_default_str();
-  sample->add_option("--top_k", sample_options.top_k, "sample among the k most likely (0: all)")->capture_default_str();
-  sample->add_option("--seed", sample_options.seed, "sampling seed")->capture_default_str();
+  add_sampling_flags(sample, sample_options);
 
   // ---- serve
   CLI::App* serve_cmd = app.add_subcommand("serve", "generate for many requests (JSON lines in, JSON lines out)");

@@ -20,10 +20,8 @@ void add_serve_flags(CLI::App* app, ServeCliOptions& o) {
                   "(max_new_tokens and id optional; - reads stdin)")
       ->capture_default_str();
   app->add_option("--max_new_tokens", o.max_new_tokens, "for requests that do not set it")->capture_default_str();
-  app->add_option("--max_batch", o.max_batch, "sequences decoding at once")->capture_default_str();
-  app->add_option("--temperature", o.temperature, "softmax temperature (0: greedy)")->capture_default_str();
-  app->add_option("--top_k", o.top_k, "sample among the k most likely (0: all)")->capture_default_str();
-  app->add_option("--seed", o.seed, "sampling seed (each request mixes in its index)")->capture_default_str();
+  app->add_option("--max_batch", o.serve.max_batch, "sequences decoding at once")->capture_default_str();
+  add_sampling_flags(app, o.serve.sampling);  // each request's draws mix its index into the seed
 }
 
 namespace {
@@ -71,9 +69,9 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
 
 int run_serve(const ServeCliOptions& o) {
   check(o.max_new_tokens >= 1, "serve: --max_new_tokens must be >= 1");
-  check(o.max_batch >= 1, "serve: --max_batch must be >= 1");
-  check(o.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
-  check(o.top_k >= 0, "serve: --top_k must be >= 0 (0: the whole vocabulary)");
+  check(o.serve.max_batch >= 1, "serve: --max_batch must be >= 1");
+  check(o.serve.sampling.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
+  check(o.serve.sampling.top_k >= 0, "serve: --top_k must be >= 0 (0: the whole vocabulary)");
   ParsedRequests parsed;
   if (o.requests == "-") {
     parsed = parse_requests(std::cin, "stdin", o.max_new_tokens);
@@ -93,13 +91,8 @@ int run_serve(const ServeCliOptions& o) {
               " positions (prompt + max_new_tokens) but the model's max_seq_len is " +
               std::to_string(model.config().max_seq_len) + "; shorten the prompt or lower max_new_tokens");
   }
-  ServeOptions options;
-  options.max_batch = o.max_batch;
-  options.sampling.temperature = o.temperature;
-  options.sampling.top_k = o.top_k;
-  options.sampling.seed = o.seed;
   ServeStats stats;
-  std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, options, &stats);
+  std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, o.serve, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {
     nlohmann::json line = {{"id", parsed.ids[i]}, {"completion", tokens_to_text(outputs[i])},
                            {"generated_tokens", outputs[i].size()}};

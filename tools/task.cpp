@@ -10,9 +10,7 @@
 using namespace recur;
 
 void add_task_flags(CLI::App* app, TaskDumpOptions& o) {
-  app->add_option("--task", o.task, "addition | phop | igsm | primitives | group")->capture_default_str();
-  app->add_option("--task_options", o.task_options, "task options as JSON (docs/tasks.md)")->capture_default_str();
-  app->add_option("--task_seed", o.task_seed, "seed of the task's data generator")->capture_default_str();
+  add_task_source_flags(app, o.task, o.task_options, o.task_seed);
   app->add_option("--split", o.split, "train | test")->capture_default_str();
   app->add_option("--count", o.count, "examples to print")->capture_default_str();
   app->add_option("--difficulty", o.difficulty,

@@ -1,10 +1,12 @@
 // Subcommands of the recur program that live in their own files.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "recur/serve.h"
 
 namespace recur {
 struct ExperimentConfig;
@@ -12,6 +14,14 @@ struct TrainConfig;
 }
 void add_train_flags(CLI::App* app, recur::TrainConfig& config);
 void add_experiment_flags(CLI::App* app, recur::ExperimentConfig& config, std::string& models, std::string& task_options);
+void finish_experiment_config(recur::ExperimentConfig& config, const std::string& models, const std::string& task_options);
+// --task, --task_options (JSON text, see parse_task_options) and --task_seed: the flags that pick a task's data.
+void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed);
+// --task_options text as JSON; a parse error names the command and the flag.
+nlohmann::json parse_task_options(const std::string& text, const std::string& command);
+// --temperature, --top_k, --seed (recur sample and recur serve).
+void add_sampling_flags(CLI::App* app, recur::SampleOptions& options);
+
 // Byte-level text <-> tokens 0..255 (the models recur train makes).
 inline std::vector<int32_t> bytes_to_tokens(const std::string& text) {
   std::vector<int32_t> tokens;
@@ -24,9 +34,6 @@ inline std::string tokens_to_text(const std::vector<int32_t>& tokens) {
   return text;
 }
 
-// --task_options text as JSON; a parse error names the command and the flag.
-nlohmann::json parse_task_options(const std::string& text, const std::string& command);
-void finish_experiment_config(recur::ExperimentConfig& config, const std::string& models, const std::string& task_options);
 
 struct TaskDumpOptions {
   std::string task = "phop", task_options = "{}", split = "train", format = "text";
@@ -39,9 +46,8 @@ int run_task_dump(const TaskDumpOptions& options);
 
 struct ServeCliOptions {
   std::string checkpoint, requests = "-";
-  int max_new_tokens = 64, max_batch = 16, top_k = 40;
-  float temperature = 0.8f;
-  uint64_t seed = 42;
+  int max_new_tokens = 64;       // for requests that do not set it
+  recur::ServeOptions serve;     // --max_batch and the sampling flags
 };
 void add_serve_flags(CLI::App* app, ServeCliOptions& options);
 int run_serve(const ServeCliOptions& options);

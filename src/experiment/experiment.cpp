@@ -263,12 +263,12 @@ std::string report_svg(const std::vector<ModelResult>& results, const std::strin
 static void evaluate_final(Model& model, const tasks::Task& task, const ExperimentConfig& e, ModelResult* r) {
   r->difficulties.clear();
   r->accuracy.clear();
-  r->mean_accuracy = 0;
   for (const DifficultyAccuracy& a : evaluate_task(model, task, tasks::Split::test, e.eval_examples, e.eval_batch)) {
     r->difficulties.push_back(a.difficulty);
     r->accuracy.push_back(a.accuracy());
-    r->mean_accuracy += a.accuracy() / task.difficulties(tasks::Split::test).size();
   }
+  r->mean_accuracy = 0;
+  for (double a : r->accuracy) r->mean_accuracy += a / r->accuracy.size();
   r->eval_examples = e.eval_examples;
 }
 

@@ -53,7 +53,6 @@ class IgsmTask : public TaskBase {
         for (int y = 0; y < entities_; y++) edges_.push_back({level * entities_ + x, (level + 1) * entities_ + y});
       }
     }
-    for (int e = 0; e < (int)edges_.size(); e++) edge_of_letters_[{edges_[e].x, edges_[e].y}] = e;
     int needed = 1 + 2 * max_difficulty();  // at most 1 + 2*ops parameters feed the query (see plant_needed)
     check(needed + distractors_ <= (int)edges_.size(),
           "igsm: up to " + std::to_string(needed) + " needed parameters plus " + std::to_string(distractors_) +
@@ -101,6 +100,13 @@ class IgsmTask : public TaskBase {
   int32_t end_token() const { return hash_token() + 7; }
   bool is_name_token(int32_t t) const { return t >= kModulus && t < hash_token(); }
   static std::string letter(int entity) { return std::string(1, (char)('A' + entity)); }
+  // The index into edges_ of the edge from letter x to letter y (edges_ runs level, then x, then y), or -1 if
+  // y is not in the level right below x's.
+  int edge_of_letters(int x, int y) const {
+    int level = x / entities_;
+    if (y / entities_ != level + 1) return -1;
+    return (level * entities_ + x % entities_) * entities_ + y % entities_;
+  }
 
   std::string token_name(int32_t t) const {
     if (t >= 0 && t < kModulus) return std::to_string(t);
@@ -134,9 +140,9 @@ class IgsmTask : public TaskBase {
                                std::vector<int>* memo);
 
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
-  bool dependency_order_ = false, dense_ = false, dense_operands_ = false, single_token_names_ = false, constant_distractors_ = false;
+  bool dependency_order_ = false, dense_ = false, dense_operands_ = false;
+  bool single_token_names_ = false, constant_distractors_ = false;
   std::vector<Edge> edges_;
-  std::map<std::pair<int, int>, int> edge_of_letters_;  // (x, y) -> index into edges_
 };
 
 // The query's dependency DAG, built from the query down. nodes[0] is the query; operands always have larger
@@ -252,8 +258,7 @@ int IgsmTask::read_name(const std::vector<int32_t>& tokens, size_t at, size_t* l
       !is_name_token(tokens[at + 2])) {
     return -1;
   }
-  auto edge = edge_of_letters_.find({tokens[at] - kModulus, tokens[at + 2] - kModulus});
-  return edge == edge_of_letters_.end() ? -1 : edge->second;
+  return edge_of_letters(tokens[at] - kModulus, tokens[at + 2] - kModulus);
 }
 
 void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
