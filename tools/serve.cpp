@@ -59,6 +59,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
       request.max_new_tokens = j["max_new_tokens"].get<int>();
     }
     parsed.ids.push_back(j.contains("id") ? j["id"] : nlohmann::json(line_no));
+    request.name = parsed.ids.back().dump() + " (" + where + ")";  // serve() checks the lengths and names it
     parsed.requests.push_back(std::move(request));
   }
   check(!parsed.requests.empty(), "serve: no requests in " + source + "; write one JSON object per line");
@@ -84,13 +85,6 @@ int run_serve(const ServeCliOptions& o) {
   check(model.config().vocab_size == 256,
         "serve: the model's vocab_size is " + std::to_string(model.config().vocab_size) +
             ", but requests are byte-level text (vocab 256); serve a model trained with recur train");
-  for (size_t i = 0; i < parsed.requests.size(); i++) {
-    int64_t needed = (int64_t)parsed.requests[i].prompt.size() + parsed.requests[i].max_new_tokens;
-    check(needed <= model.config().max_seq_len,
-          "serve: request " + parsed.ids[i].dump() + " needs " + std::to_string(needed) +
-              " positions (prompt + max_new_tokens) but the model's max_seq_len is " +
-              std::to_string(model.config().max_seq_len) + "; shorten the prompt or lower max_new_tokens");
-  }
   ServeStats stats;
   std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, o.serve, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {

@@ -5,6 +5,7 @@
 // tokens at once instead of idling until the deepest token of the batch finishes.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "recur/model.h"
@@ -15,6 +16,7 @@ namespace recur {
 struct ServeRequest {
   std::vector<int32_t> prompt;
   int max_new_tokens = 64;
+  std::string name;  // what errors call the request (e.g. its id in a request file); empty: its index
 };
 
 struct ServeOptions {

@@ -33,7 +33,7 @@ std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeReq
   check(options.max_batch >= 1, "serve: max_batch must be >= 1");
   for (size_t i = 0; i < requests.size(); i++) {
     const ServeRequest& r = requests[i];
-    std::string which = "serve: request " + std::to_string(i);
+    std::string which = "serve: request " + (r.name.empty() ? std::to_string(i) : r.name);
     check(!r.prompt.empty(), which + " has an empty prompt");
     check(r.max_new_tokens >= 1, which + " asks for max_new_tokens < 1");
     check((int)r.prompt.size() + r.max_new_tokens - 1 <= c.max_seq_len,
