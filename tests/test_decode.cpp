@@ -7,9 +7,11 @@
 
 #include "test_util.h"
 #include "recur/error.h"
+#include "recur/decode.h"
 #include "recur/model.h"
 #include "recur/rng.h"
 #include "recur/sample.h"
+#include "recur/train_pass.h"
 
 using namespace recur;
 
@@ -35,24 +37,26 @@ TEST(Decode, CachedLogitsEqualFullForward) {
     ModelConfig c = tiny_decoder(kind);
     Model m(c);
     m.init_weights(3);
+    TrainPass pass(m);
+    Decoder decoder(m);
     const int T = 16, V = c.vocab_size;
     std::vector<int32_t> s0 = random_tokens(T, V, 1), s1 = random_tokens(T, V, 2);
-    m.forward(s0.data(), nullptr, 1, T);
-    std::vector<float> full0(m.logits(), m.logits() + (size_t)T * V);
-    m.forward(s1.data(), nullptr, 1, T);
-    std::vector<float> full1(m.logits(), m.logits() + (size_t)T * V);
+    pass.forward(s0.data(), nullptr, 1, T);
+    std::vector<float> full0(pass.logits(), pass.logits() + (size_t)T * V);
+    pass.forward(s1.data(), nullptr, 1, T);
+    std::vector<float> full1(pass.logits(), pass.logits() + (size_t)T * V);
 
     // sequence 0: prefill 5, then 1 token at a time; sequence 1 joins later with a prefill of 9, batched with it
     KVCache c0, c1;
     std::vector<float> logits;
-    m.decode_forward({{&c0, s0.data(), 5}}, logits);
+    decoder.forward({{&c0, s0.data(), 5}}, logits);
     EXPECT_LT(max_diff(logits.data(), full0.data(), 5 * V), 1e-4) << kind;
     for (int t = 5; t < T; t++) {
       std::vector<DecodeChunk> chunks = {{&c0, s0.data() + t, 1}};
       int t1 = c1.length;
       if (t == 7) chunks.push_back({&c1, s1.data(), 9});
       else if (t > 7 && t1 < T) chunks.push_back({&c1, s1.data() + t1, 1});
-      m.decode_forward(chunks, logits);
+      decoder.forward(chunks, logits);
       EXPECT_LT(max_diff(logits.data(), full0.data() + (size_t)t * V, V), 1e-4) << kind << " t " << t;
       if (chunks.size() == 2) {
         int n1 = chunks[1].n;
@@ -67,14 +71,15 @@ TEST(Decode, CachedLogitsEqualFullForward) {
 TEST(Decode, RejectsBadUse) {
   Model m(tiny_decoder("plain"));
   m.init_weights(1);
+  Decoder decoder(m);
   std::vector<int32_t> t = random_tokens(17, 40, 1);
   KVCache cache;
   std::vector<float> logits;
-  EXPECT_THROW(m.decode_forward({{&cache, t.data(), 17}}, logits), Error);  // past max_seq_len
+  EXPECT_THROW(decoder.forward({{&cache, t.data(), 17}}, logits), Error);  // past max_seq_len
   EXPECT_EQ(cache.length, 0);
   std::vector<int32_t> bad = {3, 99};
-  EXPECT_THROW(m.decode_forward({{&cache, bad.data(), 2}}, logits), Error);  // outside the vocabulary
-  EXPECT_THROW(m.decode_forward({}, logits), Error);
+  EXPECT_THROW(decoder.forward({{&cache, bad.data(), 2}}, logits), Error);  // outside the vocabulary
+  EXPECT_THROW(decoder.forward({}, logits), Error);
 }
 
 // MoR decoding routes causally; forward() with causal routing must give the same logits, and the caches of
@@ -100,30 +105,32 @@ TEST(Decode, MorCachedLogitsEqualCausalForward) {
     m.init_weights(7);
     for (float& w : m.params) w *= 4;  // logits and router scores far from ties, so that routing is robust
     if (k.routing == MorRouting::token) m.mor_bias = {0.05f, 0.0f, -0.05f};
-    m.set_mor_causal_routing(true);
+    TrainPass pass(m);
+    Decoder decoder(m);
+    pass.set_mor_causal_routing(true);
     const int T = 16, V = c.vocab_size;
     std::vector<int32_t> s0 = random_tokens(T, V, 5), s1 = random_tokens(T, V, 6);
     std::vector<int32_t> both = s0;
     both.insert(both.end(), s1.begin(), s1.end());
-    m.forward(both.data(), nullptr, 2, T);
-    std::vector<float> full(m.logits(), m.logits() + (size_t)2 * T * V);
-    MorStats stats = m.mor_stats();
+    pass.forward(both.data(), nullptr, 2, T);
+    std::vector<float> full(pass.logits(), pass.logits() + (size_t)2 * T * V);
+    MorStats stats = pass.mor_stats();
     EXPECT_GT(stats.active_fraction[2], 0.0) << k.name;  // the deepest step runs on some tokens
     EXPECT_LT(stats.active_fraction[2], 1.0) << k.name;  // and not on all
 
     KVCache c0, c1;
     std::vector<float> logits;
-    m.decode_forward({{&c0, s0.data(), 6}, {&c1, s1.data(), 3}}, logits);
+    decoder.forward({{&c0, s0.data(), 6}, {&c1, s1.data(), 3}}, logits);
     EXPECT_LT(max_diff(logits.data(), full.data(), 6 * V), 1e-4) << k.name;
     EXPECT_LT(max_diff(logits.data() + 6 * V, full.data() + (size_t)T * V, 3 * V), 1e-4) << k.name;
     for (int t = 6; t < T; t++) {
       int t1 = c1.length;
-      m.decode_forward({{&c0, s0.data() + t, 1}, {&c1, s1.data() + t1, 1}}, logits);
+      decoder.forward({{&c0, s0.data() + t, 1}, {&c1, s1.data() + t1, 1}}, logits);
       EXPECT_LT(max_diff(logits.data(), full.data() + (size_t)t * V, V), 1e-4) << k.name << " t " << t;
       EXPECT_LT(max_diff(logits.data() + V, full.data() + (size_t)(T + t1) * V, V), 1e-4) << k.name << " t " << t;
     }
     int rest = T - c1.length;  // sequence 1 finishes with a prefill-sized chunk
-    m.decode_forward({{&c1, s1.data() + c1.length, rest}}, logits);
+    decoder.forward({{&c1, s1.data() + c1.length, rest}}, logits);
     EXPECT_LT(max_diff(logits.data(), full.data() + (size_t)(2 * T - rest) * V, (size_t)rest * V), 1e-4) << k.name;
     // the last step's cache (first block layer) holds exactly the tokens that reached it
     size_t last_site = (k.sharing == Sharing::middle_cycle ? 1 : 0) + 2 * c.mor_block_size();
@@ -139,10 +146,11 @@ TEST(Decode, GreedyGenerationMatchesFullForwardAndShiftsContext) {
   SampleOptions greedy;
   greedy.temperature = 0, greedy.max_new_tokens = 12;
   std::vector<int32_t> cached = generate(m, prompt, greedy), seq = prompt;
+  TrainPass pass(m);
   for (int i = 0; i < 12; i++) {  // the same by full forwards (16 positions: no context shift yet)
     int T = (int)seq.size();
-    m.forward(seq.data(), nullptr, 1, T);
-    const float* last = m.logits() + (size_t)(T - 1) * 40;
+    pass.forward(seq.data(), nullptr, 1, T);
+    const float* last = pass.logits() + (size_t)(T - 1) * 40;
     seq.push_back((int32_t)(std::max_element(last, last + 40) - last));
   }
   EXPECT_EQ(cached, std::vector<int32_t>(seq.begin() + 4, seq.end()));

@@ -8,6 +8,7 @@
 #include "recur/error.h"
 #include "recur/model.h"
 #include "recur/rng.h"
+#include "recur/token_choice.h"
 #include "recur/train.h"
 
 using namespace recur;
@@ -36,9 +37,10 @@ TEST(Model, RunAtAnotherLoopCount) {
   auto t = tokens(2 * 16, 32);
   trained.set_loop_count(5);
   EXPECT_EQ(trained.config().n_layers, 12);
-  trained.forward(t.data(), nullptr, 2, 16);
-  reference.forward(t.data(), nullptr, 2, 16);
-  EXPECT_EQ(0, std::memcmp(trained.logits(), reference.logits(), sizeof(float) * 2 * 16 * 32));
+  TrainPass trained_pass(trained), reference_pass(reference);
+  trained_pass.forward(t.data(), nullptr, 2, 16);
+  reference_pass.forward(t.data(), nullptr, 2, 16);
+  EXPECT_EQ(0, std::memcmp(trained_pass.logits(), reference_pass.logits(), sizeof(float) * 2 * 16 * 32));
   Model flat(ModelConfig{});
   EXPECT_THROW(flat.set_loop_count(2), Error);
 }
@@ -48,12 +50,13 @@ TEST(Model, SampledLoopCountsTrainAndRestore) {
   model.init_weights(2);
   TrainConfig tc;
   tc.batch_size = 2, tc.seq_len = 16, tc.steps = 6, tc.warmup_steps = 1, tc.loop_count_min = 1, tc.loop_count_max = 4;
+  TrainPass pass(model);
   AdamW opt;
   opt.init(model.n_params());
   std::vector<uint8_t> text(500);
   for (size_t i = 0; i < text.size(); i++) text[i] = (uint8_t)(i % 31);
   for (int s = 0; s < 6; s++) {
-    StepMetrics m = train_step(model, opt, tc, [&](int64_t step, int micro) {
+    StepMetrics m = train_step(model, pass, opt, tc, [&](int64_t step, int micro) {
       Batch b = sample_batch(text, 2, 16, 1, step, micro);
       return b;
     });
@@ -68,7 +71,7 @@ TEST(Model, RegularizerIsZeroForIdenticalBlocksAndPositiveOtherwise) {
   c.loop_reg_k = 2, c.loop_reg_lambda = 3.0f;
   Model model(c);
   model.init_weights(4);
-  EXPECT_GT(model.loop_regularizer(false), 2.0f);  // random layers are nearly orthogonal: about λ
+  EXPECT_GT(loop_regularizer(model, nullptr), 2.0f);  // random layers are nearly orthogonal: about λ
   // copy layers 0,1 onto 2,3: every cosine is 1, the regularizer vanishes
   for (const ParamInfo& p : model.param_table()) {
     for (int l : {0, 1}) {
@@ -78,7 +81,7 @@ TEST(Model, RegularizerIsZeroForIdenticalBlocksAndPositiveOtherwise) {
       std::copy(model.params.begin() + p.offset, model.params.begin() + p.offset + p.numel, model.params.begin() + q.offset);
     }
   }
-  EXPECT_NEAR(model.loop_regularizer(false), 0.0f, 1e-5);
+  EXPECT_NEAR(loop_regularizer(model, nullptr), 0.0f, 1e-5);
 }
 
 TEST(Model, LoopingFeaturesNeedALoop) {
@@ -110,18 +113,19 @@ TEST(Mor, SkippedTokensCostNoFlopsOrMemory) {
   auto t = tokens(4 * 24, 32);
   Model full(mor_config("expert", {1, 1, 1})), routed(mor_config("expert"));
   routed.params = full.params;
-  full.forward(t.data(), nullptr, 4, 24);
-  routed.forward(t.data(), nullptr, 4, 24);
-  MorStats s = routed.mor_stats();
+  TrainPass full_pass(full), routed_pass(routed);
+  full_pass.forward(t.data(), nullptr, 4, 24);
+  routed_pass.forward(t.data(), nullptr, 4, 24);
+  MorStats s = routed_pass.mor_stats();
   ASSERT_EQ(s.active_fraction.size(), 3u);
   EXPECT_DOUBLE_EQ(s.active_fraction[0], 1.0);
   EXPECT_DOUBLE_EQ(s.active_fraction[1], 16.0 / 24);  // floor(2/3 · 24) per sequence
   EXPECT_DOUBLE_EQ(s.active_fraction[2], 8.0 / 24);
   // the block's matmuls ran on 1 + 2/3 + 1/3 of the tokens: about 2/3 of the full model's FLOPs
-  double ratio = routed.last_forward_flops() / full.last_forward_flops();
+  double ratio = routed_pass.last_forward_flops() / full_pass.last_forward_flops();
   EXPECT_GT(ratio, 0.55);
   EXPECT_LT(ratio, 0.72);
-  EXPECT_LT(routed.activation_bytes(), 0.85 * full.activation_bytes());
+  EXPECT_LT(routed_pass.activation_bytes(), 0.85 * full_pass.activation_bytes());
 }
 
 // forward_flops_per_token (used to match training budgets) predicts what last_forward_flops counts as run.
@@ -133,16 +137,18 @@ TEST(Mor, ExpectedFlopsPerTokenMatchWhatRan) {
     c.mor_kv_sharing = kv_sharing;
     Model m(c);
     m.init_weights(5);
-    m.forward(t.data(), nullptr, B, T);
+    TrainPass pass(m);
+    pass.forward(t.data(), nullptr, B, T);
     double predicted = m.forward_flops_per_token(T) * B * T;
     // exact up to the router term without sharing; with it, the chosen tokens' positions set the key counts
-    EXPECT_NEAR(m.last_forward_flops() / predicted, 1.0, kv_sharing ? 0.03 : 1e-3) << "kv_sharing " << kv_sharing;
+    EXPECT_NEAR(pass.last_forward_flops() / predicted, 1.0, kv_sharing ? 0.03 : 1e-3) << "kv_sharing " << kv_sharing;
   }
   ModelConfig dense = mor_config("expert");
   dense.mor_routing = MorRouting::none;
   Model d(dense);
-  d.forward(t.data(), nullptr, B, T);
-  EXPECT_NEAR(d.last_forward_flops() / (d.forward_flops_per_token(T) * B * T), 1.0, 1e-12);
+  TrainPass dense_pass(d);
+  dense_pass.forward(t.data(), nullptr, B, T);
+  EXPECT_NEAR(dense_pass.last_forward_flops() / (d.forward_flops_per_token(T) * B * T), 1.0, 1e-12);
   // KV sharing skips K/V projections and, at full capacity, scores the same pairs
   ModelConfig shared = mor_config("expert", {1, 1, 1}), unshared = shared;
   shared.mor_kv_sharing = true;
@@ -153,8 +159,9 @@ TEST(Mor, TopKIsHierarchicalAndCausalRuleIsReported) {
   auto t = tokens(2 * 24, 32);
   Model m(mor_config("expert"));
   m.init_weights(9);
-  m.forward(t.data(), nullptr, 2, 24);
-  MorStats s = m.mor_stats();
+  TrainPass pass(m);
+  pass.forward(t.data(), nullptr, 2, 24);
+  MorStats s = pass.mor_stats();
   EXPECT_GE(s.causal_agreement, 0.0);
   EXPECT_LE(s.causal_agreement, 1.0);
   EXPECT_NEAR(s.depth_load[0] + s.depth_load[1] + s.depth_load[2], 1.0, 1e-12);
@@ -164,9 +171,10 @@ TEST(Mor, TokenChoiceBiasBalancesAndIsSaved) {
   Model m(mor_config("token"));
   m.init_weights(3);
   auto t = tokens(2 * 24, 32);
-  m.forward(t.data(), nullptr, 2, 24);
-  std::vector<double> load = m.mor_stats().depth_load;
-  m.update_mor_bias(1e-3f);
+  TrainPass pass(m);
+  pass.forward(t.data(), nullptr, 2, 24);
+  std::vector<double> load = pass.mor_stats().depth_load;
+  token_update_bias(m, load, 1e-3f);
   for (int i = 0; i < 3; i++) {
     double expected = load[i] < 1.0 / 3 ? 1e-3 : (load[i] > 1.0 / 3 ? -1e-3 : 0.0);
     EXPECT_NEAR(m.mor_bias[i], expected, 1e-9) << "depth " << i;  // under-loaded depths are pushed up

@@ -171,9 +171,10 @@ TEST(Train, DeterministicForSeed) {
   for (int i = 0; i < 2; i++) {
     Model m(small_model());
     m.init_weights(t.seed);
+    TrainPass pass(m);
     AdamW opt;
     opt.init(m.n_params());
-    for (int s = 0; s < 3; s++) train_step(m, opt, t, text_batches(corpus.train, t));
+    for (int s = 0; s < 3; s++) train_step(m, pass, opt, t, text_batches(corpus.train, t));
     params[i] = m.params;
   }
   EXPECT_EQ(params[0], params[1]);
@@ -192,13 +193,14 @@ TEST(Train, ExpertChoiceValidationReportsCausalLoss) {
   Model m(c);
   m.init_weights(2);
   TrainConfig t = small_training();
-  EvalMetrics metrics = text_validation(corpus.val, t)(m);
+  TrainPass pass(m);
+  EvalMetrics metrics = text_validation(corpus.val, t)(pass);
   std::map<std::string, double> by_name(metrics.begin(), metrics.end());
   ASSERT_TRUE(by_name.count("val_loss_causal"));
   EXPECT_TRUE(std::isfinite(by_name["val_loss_causal"]));
   EXPECT_TRUE(by_name.count("mor_active_2"));
   // the model is left routing by top-k for training
   Batch batch = sample_batch(corpus.val, t.batch_size, t.seq_len, 0xE7A1, 0, 0);
-  m.forward(batch.tokens.data(), batch.targets.data(), t.batch_size, t.seq_len);
-  EXPECT_NEAR(m.mor_stats().active_fraction[2], 1.0 / 3, 0.05);
+  pass.forward(batch.tokens.data(), batch.targets.data(), t.batch_size, t.seq_len);
+  EXPECT_NEAR(pass.mor_stats().active_fraction[2], 1.0 / 3, 0.05);
 }

@@ -28,7 +28,7 @@ void add_bench_train_flags(CLI::App* app, BenchTrainOptions& o) {
 }
 
 // Seconds of each timed full training step (forward, backward, clip, AdamW) on random bytes, after warm-up.
-static std::vector<double> time_train_steps(Model& model, int batch_size, int seq_len, int warmup, int steps) {
+static std::vector<double> time_train_steps(Model& model, TrainPass& pass, int batch_size, int seq_len, int warmup, int steps) {
   TrainConfig tc;
   tc.batch_size = batch_size;
   tc.seq_len = seq_len;
@@ -42,7 +42,7 @@ static std::vector<double> time_train_steps(Model& model, int batch_size, int se
   for (auto& b : text) b = (uint8_t)rng.uniform(256);
   std::vector<double> seconds;
   for (int s = 0; s < warmup + steps; s++) {
-    StepMetrics m = train_step(model, opt, tc, text_batches(text, tc));
+    StepMetrics m = train_step(model, pass, opt, tc, text_batches(text, tc));
     if (s >= warmup) seconds.push_back(m.elapsed_s);
   }
   return seconds;
@@ -78,8 +78,9 @@ int run_bench_train(const BenchTrainOptions& o) {
     mc.max_seq_len = std::max(mc.max_seq_len, o.seq_len);
     Model model(mc);
     model.init_weights(1);
+    TrainPass pass(model);
     std::vector<double> tps;
-    for (double seconds : time_train_steps(model, batch_size, o.seq_len, o.warmup, o.steps))
+    for (double seconds : time_train_steps(model, pass, batch_size, o.seq_len, o.warmup, o.steps))
       tps.push_back(batch_size * o.seq_len / seconds);
     double mean = 0, var = 0;
     for (double x : tps) mean += x / tps.size();
@@ -141,12 +142,13 @@ int run_bench_mor(const BenchMorOptions& o) {
   for (Variant& v : variants) {
     Model model(v.config);
     model.init_weights(1);
-    std::vector<double> times = time_train_steps(model, o.batch_size, o.seq_len, o.warmup, o.steps);
+    TrainPass pass(model);
+    std::vector<double> times = time_train_steps(model, pass, o.batch_size, o.seq_len, o.warmup, o.steps);
     std::sort(times.begin(), times.end());
     seconds.push_back(times[times.size() / 2]);  // median step
-    flops.push_back(3.0 * model.last_forward_flops());
-    memory.push_back(model.activation_bytes());
-    MorStats st = model.mor_stats();
+    flops.push_back(3.0 * pass.last_forward_flops());
+    memory.push_back(pass.activation_bytes());
+    MorStats st = pass.mor_stats();
     std::string active;
     for (double a : st.active_fraction) active += (active.empty() ? "" : "/") + std::to_string(a).substr(0, 4);
     if (o.json) {

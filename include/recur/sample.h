@@ -21,6 +21,6 @@ int32_t sample_token(const float* logits, int V, const SampleOptions& options, R
 
 // Continues `prompt` (token ids) by options.max_new_tokens tokens with a KV cache. The context is at most
 // max_seq_len tokens: when it is full, the last max_seq_len/2 tokens are prefilled again (a context shift).
-std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const SampleOptions& options);
+std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& options);
 
 }  // namespace recur

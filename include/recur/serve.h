@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "recur/decode.h"
 #include "recur/model.h"
 #include "recur/sample.h"
 
@@ -35,7 +36,7 @@ struct ServeStats {
 
 // Generates max_new_tokens tokens for every request; returns the generated tokens of each request in order.
 // Greedy results equal generate() for each request alone. Errors name the request that cannot be served.
-std::vector<std::vector<int32_t>> serve(Model& model, const std::vector<ServeRequest>& requests,
+std::vector<std::vector<int32_t>> serve(const Model& model, const std::vector<ServeRequest>& requests,
                                         const ServeOptions& options, ServeStats* stats = nullptr);
 
 }  // namespace recur

@@ -25,7 +25,7 @@ struct DifficultyAccuracy {
 // Exact match: an example is correct when the argmax at every answer position equals the answer token given
 // the true prefix (which is exactly when greedy decoding reproduces the whole answer). Examples are test-split
 // indices 0..n-1 of each difficulty of `split`'s list.
-std::vector<DifficultyAccuracy> evaluate_task(Model& model, const tasks::Task& task, tasks::Split split,
+std::vector<DifficultyAccuracy> evaluate_task(TrainPass& pass, const tasks::Task& task, tasks::Split split,
                                               int examples_per_difficulty, int batch_size);
 
 // Evaluator for train_run: test accuracy per difficulty (acc_<d>) and their mean (acc_mean).

@@ -9,6 +9,7 @@
 
 #include "recur/data.h"
 #include "recur/model.h"
+#include "recur/train_pass.h"
 
 namespace recur {
 
@@ -50,26 +51,28 @@ struct AdamW {
   std::vector<float> m, v;
   int64_t step = 0;  // optimizer steps taken
   void init(size_t n_params);
-  // One update with learning rate lr; weight decay only on tensors whose ParamInfo.decay is set.
-  void update(Model& model, const TrainConfig& config, float lr);
+  // One update of the model's parameters from grads (same layout) with learning rate lr; weight decay only on
+  // tensors whose ParamInfo.decay is set.
+  void update(Model& model, const std::vector<float>& grads, const TrainConfig& config, float lr);
 };
 
 // Global L2 norm of the gradients; when clip > 0 and the norm exceeds it, scales them to norm clip.
 // Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
-float clip_grad_norm(Model& model, float clip);
+float clip_grad_norm(std::vector<float>& grads, float clip);
 
 struct StepMetrics {
   int64_t step = 0;  // 1-based count of optimizer steps done
   float loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, elapsed_s = 0;
-  double flops = 0;  // training FLOPs the step ran: 3 × the forwards' Model::last_forward_flops()
+  double flops = 0;  // training FLOPs the step ran: 3 × the forwards' TrainPass::last_forward_flops()
 };
 
 // Training data as a function of (step, micro_step) only, so a resumed run sees exactly the same batches.
 using BatchSource = std::function<Batch(int64_t step, int micro_step)>;
-// Validation: named metrics to log (e.g. val_loss, accuracy per difficulty), called every eval_every steps.
+// Validation: named metrics to log (e.g. val_loss, accuracy per difficulty), called every eval_every steps
+// with the training pass (its forward runs the model being trained; its buffers are already sized).
 using EvalMetrics = std::vector<std::pair<std::string, double>>;
-using Evaluator = std::function<EvalMetrics(Model&)>;
+using Evaluator = std::function<EvalMetrics(TrainPass&)>;
 
 // Routing statistics averaged over the forwards of a validation pass (empty for models without MoR).
 EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats);
@@ -78,8 +81,9 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats);
 BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& config);
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& config);
 
-// One optimizer step: grad_accum micro-batches, forward, backward, clip, AdamW.
-StepMetrics train_step(Model& model, AdamW& opt, const TrainConfig& config, const BatchSource& batches);
+// One optimizer step of `pass`'s model: grad_accum micro-batches, forward, backward, clip, AdamW.
+StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& config,
+                       const BatchSource& batches);
 
 struct TrainOptions {
   std::string out_dir;       // checkpoints and metrics.jsonl go here

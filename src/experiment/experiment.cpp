@@ -260,10 +260,11 @@ std::string report_svg(const std::vector<ModelResult>& results, const std::strin
 }
 
 // The final test evaluation: accuracy per test difficulty on e.eval_examples examples each.
-static void evaluate_final(Model& model, const tasks::Task& task, const ExperimentConfig& e, ModelResult* r) {
+static void evaluate_final(const Model& model, const tasks::Task& task, const ExperimentConfig& e, ModelResult* r) {
+  TrainPass pass(model);
   r->difficulties.clear();
   r->accuracy.clear();
-  for (const DifficultyAccuracy& a : evaluate_task(model, task, tasks::Split::test, e.eval_examples, e.eval_batch)) {
+  for (const DifficultyAccuracy& a : evaluate_task(pass, task, tasks::Split::test, e.eval_examples, e.eval_batch)) {
     r->difficulties.push_back(a.difficulty);
     r->accuracy.push_back(a.accuracy());
   }

@@ -1,11 +1,12 @@
 // Sampling: temperature and top-k over the last position's logits; generation decodes with a KV cache
-// (MoR models route causally, see Model::decode_forward).
+// (MoR models route causally, see recur/decode.h).
 #include "recur/sample.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
+#include "recur/decode.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 
@@ -30,7 +31,7 @@ int32_t sample_token(const float* logits, int V, const SampleOptions& o, Rng& rn
   return ids[k - 1];
 }
 
-std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const SampleOptions& o) {
+std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& o) {
   check(!prompt.empty(), "sample: the prompt is empty; give at least one character");
   check(o.max_new_tokens >= 0, "sample: max_new_tokens must be >= 0");
   check(o.top_k >= 0, "sample: top_k must be >= 0");
@@ -40,10 +41,11 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
   // KV cache: prefill the prompt's last window, then one token per step. When the cache is full, the context
   // shifts: the last half window is prefilled again at positions from 0.
   KVCache cache;
+  Decoder decoder(model);
   std::vector<float> logits;
   auto prefill = [&](int n) {
     cache.clear();
-    model.decode_forward({{&cache, tokens.data() + tokens.size() - n, n}}, logits);
+    decoder.forward({{&cache, tokens.data() + tokens.size() - n, n}}, logits);
   };
   prefill(std::min<int>((int)tokens.size(), window));
   for (int i = 0; i < o.max_new_tokens; i++) {
@@ -52,7 +54,7 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
     out.push_back(next);
     if (i + 1 == o.max_new_tokens) break;
     if (cache.length == window) prefill(std::max(1, window / 2));
-    else model.decode_forward({{&cache, &tokens.back(), 1}}, logits);
+    else decoder.forward({{&cache, &tokens.back(), 1}}, logits);
   }
   return out;
 }

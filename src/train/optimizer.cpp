@@ -29,20 +29,20 @@ void AdamW::init(size_t n_params) {
   step = 0;
 }
 
-void AdamW::update(Model& model, const TrainConfig& c, float lr) {
-  check(m.size() == model.params.size(), "optimizer state does not match the model size");
+void AdamW::update(Model& model, const std::vector<float>& grads, const TrainConfig& c, float lr) {
+  check(m.size() == model.params.size() && grads.size() == m.size(), "optimizer state does not match the model size");
   step++;
   for (const ParamInfo& p : model.param_table())
-    kernels::adamw_update(model.params.data() + p.offset, model.grads.data() + p.offset, m.data() + p.offset,
+    kernels::adamw_update(model.params.data() + p.offset, grads.data() + p.offset, m.data() + p.offset,
                           v.data() + p.offset, p.numel, lr, c.beta1, c.beta2, c.eps, p.decay ? c.weight_decay : 0.0f,
                           step);
 }
 
-float clip_grad_norm(Model& model, float clip) {
-  float norm = (float)std::sqrt(kernels::sum_squares(model.grads.data(), model.grads.size()));
+float clip_grad_norm(std::vector<float>& grads, float clip) {
+  float norm = (float)std::sqrt(kernels::sum_squares(grads.data(), grads.size()));
   if (clip > 0) {
     float coef = clip / (norm + 1e-6f);
-    if (coef < 1.0f) kernels::scale_inplace(model.grads.data(), model.grads.size(), coef);
+    if (coef < 1.0f) kernels::scale_inplace(grads.data(), grads.size(), coef);
   }
   return norm;
 }

@@ -45,10 +45,10 @@ BatchSource task_batches(const tasks::Task& task, const TrainConfig& c) {
   return [&task, c](int64_t step, int micro) { return task_batch(task, c.batch_size, c.seed, step, micro); };
 }
 
-std::vector<DifficultyAccuracy> evaluate_task(Model& model, const tasks::Task& task, tasks::Split split,
+std::vector<DifficultyAccuracy> evaluate_task(TrainPass& pass, const tasks::Task& task, tasks::Split split,
                                               int examples_per_difficulty, int batch_size) {
   check(examples_per_difficulty > 0 && batch_size > 0, "evaluate: examples and batch size must be positive");
-  int V = model.config().vocab_size;
+  int V = pass.model().config().vocab_size;
   std::vector<DifficultyAccuracy> result;
   for (int difficulty : task.difficulties(split)) {
     DifficultyAccuracy acc;
@@ -60,13 +60,13 @@ std::vector<DifficultyAccuracy> evaluate_task(Model& model, const tasks::Task& t
         examples.back().dense_targets.clear();  // accuracy is on the answer, whatever the training targets
       }
       Batch batch = pack(examples);
-      model.forward(batch.tokens.data(), nullptr, batch.batch_size, batch.seq_len);
+      pass.forward(batch.tokens.data(), nullptr, batch.batch_size, batch.seq_len);
       for (int b = 0; b < batch.batch_size; b++) {
         bool correct = true;
         for (int t = 0; t < batch.seq_len && correct; t++) {
           int32_t want = batch.targets[(size_t)b * batch.seq_len + t];
           if (want < 0) continue;
-          const float* logits = model.logits() + ((size_t)b * batch.seq_len + t) * V;
+          const float* logits = pass.logits() + ((size_t)b * batch.seq_len + t) * V;
           correct = (int32_t)(std::max_element(logits, logits + V) - logits) == want;
         }
         acc.correct += correct;
@@ -79,10 +79,10 @@ std::vector<DifficultyAccuracy> evaluate_task(Model& model, const tasks::Task& t
 }
 
 Evaluator task_validation(const tasks::Task& task, int examples_per_difficulty, int batch_size) {
-  return [&task, examples_per_difficulty, batch_size](Model& model) {
+  return [&task, examples_per_difficulty, batch_size](TrainPass& pass) {
     EvalMetrics metrics;
     double mean = 0;
-    auto accs = evaluate_task(model, task, tasks::Split::test, examples_per_difficulty, batch_size);
+    auto accs = evaluate_task(pass, task, tasks::Split::test, examples_per_difficulty, batch_size);
     for (const auto& a : accs) {
       metrics.push_back({"acc_" + std::to_string(a.difficulty), a.accuracy()});
       mean += a.accuracy() / accs.size();

@@ -11,6 +11,7 @@
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/rng.h"
+#include "recur/token_choice.h"
 #include "recur/train.h"
 
 namespace recur {
@@ -42,23 +43,24 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
 }
 
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& c) {
-  return [&val_text, c](Model& model) {
+  return [&val_text, c](TrainPass& pass) {
+    const ModelConfig& config = pass.model().config();
     int seq_len = std::min<int>(c.seq_len, (int)val_text.size() - 2);
     // expert choice also runs the causal rule that decoding uses, instead of the top-k over each whole window
-    bool causal_too = model.config().mor_routing == MorRouting::expert;
+    bool causal_too = config.mor_routing == MorRouting::expert;
     double total = 0, ce = 0, causal = 0;
     std::vector<MorStats> stats;
     for (int i = 0; i < c.eval_batches; i++) {
       // A fixed stream (not the training seed's) so that every run is validated on the same windows.
       Batch batch = sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0);
-      total += model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      ce += model.last_cross_entropy();
-      if (model.config().mor()) stats.push_back(model.mor_stats());
+      total += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+      ce += pass.last_cross_entropy();
+      if (config.mor()) stats.push_back(pass.mor_stats());
       if (!causal_too) continue;
-      model.set_mor_causal_routing(true);
-      model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      causal += model.last_cross_entropy();
-      model.set_mor_causal_routing(false);
+      pass.set_mor_causal_routing(true);
+      pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+      causal += pass.last_cross_entropy();
+      pass.set_mor_causal_routing(false);
     }
     EvalMetrics m{{"val_loss", ce / c.eval_batches}};
     if (total != ce) m.push_back({"val_total_loss", total / c.eval_batches});
@@ -69,7 +71,8 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
   };
 }
 
-StepMetrics train_step(Model& model, AdamW& opt, const TrainConfig& c, const BatchSource& batches) {
+StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& c, const BatchSource& batches) {
+  check(&pass.model() == &model, "train_step: the pass runs another model");
   auto t0 = Clock::now();
   int trained_loops = model.config().loop_count;
   if (c.loop_count_max > 0) {
@@ -79,27 +82,27 @@ StepMetrics train_step(Model& model, AdamW& opt, const TrainConfig& c, const Bat
   bool mor = model.config().mor();
   if (mor) {
     auto ramp = [&](int64_t warmup) { return warmup > 0 ? std::min(1.0, (double)(opt.step + 1) / warmup) : 1.0; };
-    model.set_mor_warmup(ramp(c.mor_capacity_warmup_steps), ramp(c.mor_balance_warmup_steps));
+    pass.set_mor_warmup(ramp(c.mor_capacity_warmup_steps), ramp(c.mor_balance_warmup_steps));
   }
-  model.zero_grad();
+  pass.zero_grad();
   double loss = 0, flops = 0;
   int64_t tokens = 0;
   for (int micro = 0; micro < c.grad_accum; micro++) {
     Batch batch = batches(opt.step, micro);
-    loss += model.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-    model.backward();
+    loss += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+    pass.backward();
     tokens += (int64_t)batch.batch_size * batch.seq_len;
-    flops += 3.0 * model.last_forward_flops();
+    flops += 3.0 * pass.last_forward_flops();
   }
   if (c.loop_count_max > 0) model.set_loop_count(trained_loops);
-  if (c.grad_accum > 1) kernels::scale_inplace(model.grads.data(), model.grads.size(), 1.0f / c.grad_accum);
+  if (c.grad_accum > 1) kernels::scale_inplace(pass.grads.data(), pass.grads.size(), 1.0f / c.grad_accum);
   StepMetrics m;
-  m.grad_norm = clip_grad_norm(model, c.grad_clip);
+  m.grad_norm = clip_grad_norm(pass.grads, c.grad_clip);
   m.lr = lr_at(c, opt.step);
-  opt.update(model, c, m.lr);
+  opt.update(model, pass.grads, c, m.lr);
   if (mor) {
-    if (c.mor_bias_rate > 0) model.update_mor_bias(c.mor_bias_rate);
-    model.set_mor_warmup(1.0, 1.0);  // evaluation and inference use the target capacities
+    if (c.mor_bias_rate > 0) token_update_bias(model, pass.mor_stats().depth_load, c.mor_bias_rate);
+    pass.set_mor_warmup(1.0, 1.0);  // evaluation and inference use the target capacities
   }
   m.step = opt.step;
   m.loss = (float)(loss / c.grad_accum);
@@ -142,6 +145,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   check(config.seq_len <= model.config().max_seq_len,
         "train: seq_len " + std::to_string(config.seq_len) + " exceeds the model's max_seq_len " +
             std::to_string(model.config().max_seq_len) + "; lower --seq_len or raise max_seq_len in the config");
+  TrainPass pass(model);
   AdamW opt;
   opt.init(model.n_params());
   TrainConfig c = config;
@@ -166,7 +170,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   double smoothed_tps = 0;
   int64_t last_step = opts.stop_at > 0 ? std::min(opts.stop_at, c.steps) : c.steps;
   while (opt.step < last_step) {
-    last = train_step(model, opt, c, batches);
+    last = train_step(model, pass, opt, c, batches);
     check(std::isfinite(last.loss), "train: loss became " + std::to_string(last.loss) + " at step " +
                                         std::to_string(last.step) + "; lower --lr or check the data");
     smoothed_tps = smoothed_tps == 0 ? last.tokens_per_s : 0.9 * smoothed_tps + 0.1 * last.tokens_per_s;
@@ -176,7 +180,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
     bool eval_now = (c.eval_every > 0 && last.step % c.eval_every == 0) || last.step == c.steps;
     EvalMetrics eval;
     if (eval_now && evaluate) {
-      eval = evaluate(model);
+      eval = evaluate(pass);
       for (const auto& [name, value] : eval) row[name] = value;
     }
     metrics << row.dump() << "\n";
