@@ -42,12 +42,13 @@ void expert_select_top_k(const std::vector<int32_t>& candidates, const float* z,
 // The capacity k_r = max(1, floor(c_r·T)) of step r at warm-up progress in [0,1] (cosine from 1 to c_r).
 double expert_capacity_fraction(const ModelConfig& c, int step, double warmup_progress);
 
-// Router losses of one step, averaged over its n candidates: the auxiliary BCE on the BCE logit (target:
-// chosen) and the z-loss on z; with dz/dz_aux also their gradients (added, so the gate's can join).
+// Router losses of one step, averaged over its n candidates and added into `total` (a forward sums its steps):
+// the auxiliary BCE on the BCE logit (target: chosen) and the z-loss on z; with dz/dz_aux also their gradients
+// (added, so the gate's can join).
 struct ExpertLosses {
   double bce = 0, z = 0;
 };
-ExpertLosses expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
-                                  float* dz = nullptr, float* dz_aux = nullptr);
+void expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
+                          ExpertLosses& total, float* dz = nullptr, float* dz_aux = nullptr);
 
 }  // namespace recur

@@ -88,9 +88,8 @@ double expert_capacity_fraction(const ModelConfig& c, int r, double progress) {
   return 1.0 - (1.0 - c.capacity(r)) * 0.5 * (1.0 - std::cos(M_PI * progress));
 }
 
-ExpertLosses expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
-                                  float* dz, float* dz_aux) {
-  ExpertLosses losses;
+void expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
+                          ExpertLosses& losses, float* dz, float* dz_aux) {
   const std::vector<float>& z_bce = s.bce_logits(c);
   int n = (int)s.z.size();
   for (int i = 0; i < n; i++) {
@@ -103,7 +102,6 @@ ExpertLosses expert_router_losses(const ModelConfig& c, const ExpertScores& s, c
     if (c.mor_aux_router) dz_aux[i] += dbce;
     else dz[i] += dbce;
   }
-  return losses;
 }
 
 }  // namespace recur

@@ -108,7 +108,10 @@ double TrainPass::expert_forward(float* stream, int N) {
   stats.depth_load.assign(Nr, 0.0);
   std::vector<char> chosen_by_router(N, 0);
   double agreement[2] = {0, 0};  // agreeing candidates, candidates of steps that choose
-  for (int r = 0; r < Nr; r++) expert_step_forward(r, stream, N, chosen_by_router, agreement);
+  ExpertLosses router_losses;
+  for (int r = 0; r < Nr; r++) expert_step_forward(r, stream, N, chosen_by_router, agreement, router_losses);
+  stats.aux_loss = router_losses.bce;
+  stats.z_loss = router_losses.z;
   for (int r = 0; r < Nr; r++)
     stats.depth_load[r] = stats.active_fraction[r] - (r + 1 < Nr ? stats.active_fraction[r + 1] : 0.0);
   stats.causal_agreement = agreement[1] > 0 ? agreement[0] / agreement[1] : 1.0;
@@ -119,7 +122,7 @@ double TrainPass::expert_forward(float* stream, int N) {
 // Step r: route the candidates (the rows step r-1 selected), select (top-k per sequence, or the causal rule),
 // run the block on the selected rows, h ← h + g·Block(h).
 void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<char>& chosen_by_router,
-                                    double agreement[2]) {
+                                    double agreement[2], ExpertLosses& router_losses) {
   const ModelConfig& c = model_.config();
   int d = c.d_model;
   MorStep& step = mor_.steps[r];
@@ -148,9 +151,7 @@ void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<cha
       agreement[1]++;
       if (step.chosen[i]) chosen_by_router[step.candidates[i]] = 1;
     }
-  ExpertLosses losses = expert_router_losses(c, step.scores, step.chosen);
-  mor_.stats.aux_loss += losses.bce;
-  mor_.stats.z_loss += losses.z;
+  expert_router_losses(c, step.scores, step.chosen, router_losses);
   for (int i = 0; i < n_cand; i++)
     if (step.chosen[i]) step.selected.push_back(step.candidates[i]), step.gate.push_back(expert_gate(c, step.scores.z[i]));
   step.layout = compact_layout(step.selected, B_, T_);
@@ -180,7 +181,8 @@ void TrainPass::expert_backward(float* dstream) {
     scatter_add_rows(dstream, dx.data(), nullptr, step.selected.data(), n, d);
     // router logits: aux BCE and z-loss gradients, then the gate's on the selected candidates
     std::vector<float> dz(n_cand, 0.0f), dz_aux(n_cand, 0.0f), dh_cand((size_t)n_cand * d, 0.0f);
-    expert_router_losses(c, step.scores, step.chosen, dz.data(), dz_aux.data());
+    ExpertLosses unused;
+    expert_router_losses(c, step.scores, step.chosen, unused, dz.data(), dz_aux.data());
     for (int i = 0, s = 0; i < n_cand; i++)
       if (step.chosen[i]) dz[i] += dgate[s++] * expert_gate_grad(c, step.scores.z[i]);
     expert_route_backward(model_, grads.data(), r, step.h_candidates.data(), n_cand, step.scores, dz.data(),
