@@ -25,9 +25,8 @@ class PrimitivesTask : public TaskBase {
     chains_ = options.get_int("chains", 3, 1, 10);
     options.check_no_unknown_keys();
     int variables = chains_ * (max_difficulty() + 1);
-    check(variables <= 26, "primitives: " + std::to_string(chains_) + " chains of depth " +
-                               std::to_string(max_difficulty()) + " need " + std::to_string(variables) +
-                               " distinct variables but there are 26 (a-z); lower chains or the depths");
+    check(variables <= 26, "primitives: ", chains_, " chains of depth ", max_difficulty(), " need ", variables,
+          " distinct variables but there are 26 (a-z); lower chains or the depths");
   }
 
   std::string name() const override { return "primitives"; }
