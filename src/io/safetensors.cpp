@@ -155,6 +155,11 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   return bytes;
 }
 
+std::string read_file_text(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
 SafeTensors safetensors_read(const std::string& path) { return safetensors_parse(read_file_bytes(path), path); }
 
 std::vector<uint8_t> safetensors_serialize(const SafeTensors& st) {
@@ -206,6 +211,10 @@ void write_file_atomic(const std::string& path, const void* bytes, size_t size) 
     ::unlink(tmp.c_str());
     throw Error("could not move \"" + tmp + "\" into place as \"" + path + "\": " + std::strerror(errno));
   }
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
 }
 
 void safetensors_write(const std::string& path, const SafeTensors& st) {
