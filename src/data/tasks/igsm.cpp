@@ -1,4 +1,4 @@
-// i-GSM (SPEC §4): symbolic grade-school math mod 7. Parameters X#Y name edges of an entity hierarchy; each is
+// i-GSM (docs/tasks.md): symbolic grade-school math mod 7. Parameters X#Y name edges of an entity hierarchy; each is
 // a constant or a +,-/* expression of up to 4 others; definitions are shuffled (or in a random dependency
 // order), distractors added, and one parameter is queried. The generator plants a dependency DAG with an exact
 // operation count; the solver parses the prompt and evaluates the query recursively. Optional dense targets

@@ -1,4 +1,4 @@
-// p-hop induction (SPEC §4): a hop-count token p, a sequence v_1..v_n over a small alphabet and '=', answered
+// p-hop induction (docs/tasks.md): a hop-count token p, a sequence v_1..v_n over a small alphabet and '=', answered
 // by hop_p(v) = v[find_p(v, n)]. The generator plants a chain of exactly p hops; the solver follows the
 // definition of find_1 literally. Optional dense targets supervise hop_p of every prefix.
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Reasoning primitives, variable assignment (SPEC §4): chains of assignments `a=1, c=a, ...` of a given depth,
+// Reasoning primitives, variable assignment (docs/tasks.md): chains of assignments `a=1, c=a, ...` of a given depth,
 // interleaved, then a query about the end of one chain; "math" (`a=1, b=a, b=?`) and "code"
 // (`a = 1; b = a; print(b)`) flavours. The solver executes the assignments in order like an interpreter.
 #include <map>
