@@ -204,7 +204,8 @@ def main():
             print(f"pending (another branch splits it): function {where} has {lines} lines")
     failures = [f"function {where} has {lines} lines (limit {MAX_FUNCTION_LINES})"
                 for lines, where, pending in functions if lines > MAX_FUNCTION_LINES and not pending]
-    failures += [f"file {rel} has {lines} lines (limit {MAX_FILE_LINES})" for lines, rel in files if lines > MAX_FILE_LINES]
+    failures += [f"file {rel} has {lines} lines (limit {MAX_FILE_LINES})"
+                 for lines, rel in files if lines > MAX_FILE_LINES]
     return verdict("lengths", failures)
 
 

@@ -9,8 +9,8 @@
 #include <map>
 
 #include "recur/checkpoint.h"
-#include "recur/safetensors.h"
 #include "recur/error.h"
+#include "recur/safetensors.h"
 #include "recur/task_train.h"
 #include "recur/tasks.h"
 
@@ -74,9 +74,15 @@ static ModelConfig model_for(const ExperimentConfig& e, const LoopSpec& s, const
 }
 
 static nlohmann::json result_to_json(const ModelResult& r) {
-  return {{"model", r.spec.name()}, {"params", r.params},         {"flops_per_token", r.flops_per_token},
-          {"difficulties", r.difficulties}, {"accuracy", r.accuracy}, {"eval_examples", r.eval_examples},
-          {"mean_accuracy", r.mean_accuracy}, {"train_seconds", r.train_seconds}, {"steps", r.steps}};
+  return {{"model", r.spec.name()},
+          {"params", r.params},
+          {"flops_per_token", r.flops_per_token},
+          {"difficulties", r.difficulties},
+          {"accuracy", r.accuracy},
+          {"eval_examples", r.eval_examples},
+          {"mean_accuracy", r.mean_accuracy},
+          {"train_seconds", r.train_seconds},
+          {"steps", r.steps}};
 }
 
 static ModelResult result_from_json(const nlohmann::json& j) {
@@ -192,8 +198,9 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
         how = "re-evaluated";
       }
       report.results.push_back(r);
-      if (!quiet) std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
-                              e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
+      if (!quiet)
+        std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
+                    e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
       continue;
     }
     Model model(model_for(e, spec, *task));
@@ -216,8 +223,9 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
     evaluate_final(model, *task, e, &r);
     write_result(result_path, r);
     report.results.push_back(r);
-    if (!quiet) std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
-                            100 * r.mean_accuracy);
+    if (!quiet)
+      std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
+                  100 * r.mean_accuracy);
   }
   report.looped = fit_depth(report.results, true);
   report.non_looped = fit_depth(report.results, false);

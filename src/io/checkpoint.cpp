@@ -74,7 +74,8 @@ std::string checkpoint_resolve(const std::string& path) {
           "\", which is not a checkpoint folder; point --resume at a step_* folder");
     return dir;
   }
-  throw Error("checkpoint: \"" + path + "\" holds neither model.safetensors nor a `latest` pointer; "
+  throw Error("checkpoint: \"" + path +
+              "\" holds neither model.safetensors nor a `latest` pointer; "
               "give a step_* checkpoint folder or the out_dir of a training run");
 }
 
