@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""LM comparison at equal training FLOPs (issue 4, SPEC §3): vanilla, recursive (Cycle, Middle-Cycle) and
+"""LM comparison at equal training FLOPs (issue 4): vanilla, recursive (Cycle, Middle-Cycle) and
 Mixture-of-Recursions (expert / token choice, N_r = 2 and 3, with and without recursive KV sharing), each trained
 by `recur train --flops_budget` on the built-in corpus, then tabulated (validation NLL, unique parameters, FLOPs
 actually run, tokens, wall time) into report.md and results.csv.

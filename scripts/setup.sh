@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
+  clang-format-14                 # scripts/check_format.sh
   libopenblas-openmp-dev          # BLAS sgemm, OpenMP-threaded (shares the OpenMP runtime with our kernels)
   nlohmann-json3-dev libcli11-dev # config/JSON parsing, command line
   googletest libgtest-dev         # tests

@@ -7,6 +7,7 @@
 #include "test_util.h"
 #include "recur/error.h"
 #include "recur/experiment.h"
+#include "recur/report.h"
 
 using namespace recur;
 namespace fs = std::filesystem;
@@ -46,6 +47,7 @@ TEST(Experiment, TinyGridRunsAndResumes) {
   e.eval_examples = 16, e.eval_batch = 8;
   e.out_dir = temp_dir("experiment");
   ExperimentReport first = run_experiment(e, true);
+  write_experiment_report(e, first);
   ASSERT_EQ(first.results.size(), 2u);
   for (const ModelResult& r : first.results) {
     EXPECT_EQ(r.steps, 6);
@@ -56,7 +58,7 @@ TEST(Experiment, TinyGridRunsAndResumes) {
   }
   EXPECT_EQ(first.results[0].params, first.results[1].params);  // looping adds no parameters
   EXPECT_NEAR(first.results[1].flops_per_token / first.results[0].flops_per_token, 2.0, 0.2);
-  EXPECT_NE(first.table_markdown.find("(1x2)"), std::string::npos);
+  EXPECT_NE(report_markdown(first.results).find("(1x2)"), std::string::npos);
   EXPECT_TRUE(fs::exists(e.out_dir + "/results.csv"));
   EXPECT_TRUE(fs::exists(e.out_dir + "/plot.svg"));
   // a re-run reuses the finished models' results
@@ -77,7 +79,7 @@ TEST(Experiment, TinyGridRunsAndResumes) {
     // accuracies are multiples of 1/40 now (16 examples could only give multiples of 1/16)
     for (double a : wider.results[i].accuracy) EXPECT_NEAR(a * 40, std::round(a * 40), 1e-9);
   }
-  EXPECT_NE(wider.table_markdown.find("| 40 |"), std::string::npos);
+  EXPECT_NE(report_markdown(wider.results).find("| 40 |"), std::string::npos);
   // the same model evaluated on a prefix of the same test examples agrees with the recorded result
   e.eval_examples = 16;
   ExperimentReport back = run_experiment(e, true);
@@ -94,12 +96,11 @@ TEST(Experiment, GapNeedsDeepAndShallowApartBeyondNoise) {
     r.eval_examples = examples;
     return r;
   };
-  ExperimentConfig e;
   // 0.30 vs 0.32 on 2048 examples each: 2 points apart, s.e. of the difference 1.4 points -> within noise
-  std::string close = report_markdown(e, {result("1x1", 0.30, 2048), result("4x1", 0.32, 2048), result("1x4", 0.31, 2048)});
+  std::string close = report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.32, 2048), result("1x4", 0.31, 2048)});
   EXPECT_NE(close.find("%Gap undefined"), std::string::npos) << close;
   // 0.30 vs 0.60: a gap well beyond noise, (1x4) at 0.45 is half way
-  std::string apart = report_markdown(e, {result("1x1", 0.30, 2048), result("4x1", 0.60, 2048), result("1x4", 0.45, 2048)});
+  std::string apart = report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.60, 2048), result("1x4", 0.45, 2048)});
   EXPECT_NE(apart.find("(1x4) between (1x1) and (4x1): 50%"), std::string::npos) << apart;
 }
 

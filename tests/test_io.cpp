@@ -11,6 +11,7 @@
 #include "recur/config.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
+#include "recur/train_checkpoint.h"
 
 using namespace recur;
 namespace fs = std::filesystem;
@@ -155,7 +156,7 @@ TEST(Checkpoint, RoundTripAndMismatch) {
   opt.m[3] = 0.25f;
   opt.v[5] = 0.5f;
   TrainConfig tc;
-  std::string saved = checkpoint_save(dir, model, &opt, tc);
+  std::string saved = checkpoint_save_training(dir, model, opt, tc);
   EXPECT_EQ(checkpoint_resolve(dir), saved);
   EXPECT_FALSE(fs::exists(saved + ".tmp"));
   Model loaded = checkpoint_load_model(dir);

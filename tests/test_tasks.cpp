@@ -1,4 +1,4 @@
-// Tests of the synthetic reasoning tasks (recur/tasks.h, SPEC §4): solver/generator agreement, determinism,
+// Tests of the synthetic reasoning tasks (recur/tasks.h, docs/tasks.md): solver/generator agreement, determinism,
 // disjoint splits, token and length bounds, task-specific structure (p-hop chains, i-GSM operation counts,
 // group conventions) and helpful errors for bad options.
 #include <gtest/gtest.h>

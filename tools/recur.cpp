@@ -19,6 +19,7 @@
 #include "recur/data.h"
 #include "recur/error.h"
 #include "recur/experiment.h"
+#include "recur/report.h"
 #include "recur/runtime.h"
 #include "recur/sample.h"
 #include "recur/train.h"
@@ -249,8 +250,8 @@ int main(int argc, char** argv) {
       std::printf("%s%s\n", prompt.c_str(), tokens_to_text(out).c_str());
     } else if (*experiment) {
       finish_experiment_config(exp, exp_models, exp_task_options);
-      ExperimentReport report = run_experiment(exp);
-      std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", report.table_markdown.c_str(), exp.out_dir.c_str());
+      std::string table = write_experiment_report(exp, run_experiment(exp));
+      std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", table.c_str(), exp.out_dir.c_str());
     } else if (*serve_cmd) {
       return run_serve(serve_options);
     } else if (*task) {

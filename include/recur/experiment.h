@@ -1,6 +1,6 @@
 // recur/experiment.h: the looped-transformer comparisons of Saunshi et al. as a command: train a grid of
 // (k⊗L), (kL⊗1), (k⊗1) and middle-looped models on one task, evaluate exact-match accuracy per difficulty, and
-// report the paper-style table, CSV, the depth-scaling fit accuracy = α·log D + β per family, %Gap and a plot.
+// analyse them: the depth-scaling fit accuracy = α·log D + β per family and %Gap (report.h renders the tables).
 // Each model's run is resumable; finished models are skipped on a re-run, or only re-evaluated (`reevaluate`).
 #pragma once
 #include <nlohmann/json.hpp>
@@ -25,10 +25,10 @@ struct ExperimentConfig {
   std::string task = "phop";
   nlohmann::json task_options = nlohmann::json::object();
   uint64_t task_seed = 1;
-  ModelConfig base;            // width, heads, d_ff; vocab and max_seq_len come from the task
+  ModelConfig base;  // width, heads, d_ff; vocab and max_seq_len come from the task
   std::vector<LoopSpec> models;
   TrainConfig train;
-  int eval_examples = 500;     // test examples per difficulty
+  int eval_examples = 500;  // test examples per difficulty
   int eval_batch = 64;
   // Finished models: repeat the final test evaluation from their last checkpoint when it used a different
   // eval_examples (tighter error bars without retraining). Off: a finished model's result is reused as is.
@@ -52,10 +52,17 @@ struct DepthFit {
   int points = 0;  // models in the family (the fit needs two distinct depths)
 };
 
+// The experiment's outcome as data; report.h renders it (markdown, CSV, SVG).
 struct ExperimentReport {
   std::vector<ModelResult> results;
   DepthFit looped, non_looped;
-  std::string table_markdown;
+};
+
+// %Gap of one (k⊗L) between its shallow (k⊗1) and deep (kL⊗1) counterparts.
+struct LoopGap {
+  std::string looped, shallow, deep;                        // model names
+  double looped_minus_shallow = 0, deep_minus_shallow = 0;  // differences of mean accuracy
+  bool defined = false;  // false when deep and shallow are within two standard errors: the ratio is noise
 };
 
 ExperimentReport run_experiment(const ExperimentConfig& config, bool quiet = false);
@@ -63,9 +70,7 @@ ExperimentReport run_experiment(const ExperimentConfig& config, bool quiet = fal
 DepthFit fit_depth(const std::vector<ModelResult>& results, bool looped_family);
 // Standard error of mean_accuracy, (1/n_d)·sqrt(Σ_d p_d(1−p_d)/eval_examples); 0 if eval_examples is unknown.
 double mean_accuracy_stderr(const ModelResult& r);
-// The table, the fits and %Gap = (looped − shallow)/(deep − shallow) for each (k⊗L) whose (k⊗1) and (kL⊗1) ran.
-std::string report_markdown(const ExperimentConfig& config, const std::vector<ModelResult>& results);
-std::string report_csv(const std::vector<ModelResult>& results);
-std::string report_svg(const std::vector<ModelResult>& results, const std::string& title);
+// %Gap for each (k⊗L) without prelude or coda whose (k⊗1) and (kL⊗1) ran, in the order of `results`.
+std::vector<LoopGap> loop_gaps(const std::vector<ModelResult>& results);
 
 }  // namespace recur

@@ -45,5 +45,8 @@ void safetensors_write(const std::string& path, const SafeTensors& st);
 // Shared by every file writer: write `bytes` to path atomically (temp + fsync + rename).
 void write_file_atomic(const std::string& path, const void* bytes, size_t size);
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+// The same two for text files (JSON, reports, pointers).
+void write_text_atomic(const std::string& path, const std::string& text);
+std::string read_file_text(const std::string& path);
 
 }  // namespace recur

@@ -1,4 +1,4 @@
-// recur/tasks.h: the synthetic reasoning tasks of SPEC §4 (addition, p-hop, i-GSM, primitives, groups):
+// recur/tasks.h: the synthetic reasoning tasks of docs/tasks.md (addition, p-hop, i-GSM, primitives, groups):
 // seeded, deterministic example generators with disjoint train/test splits and brute-force answer checkers.
 // Token formats, options and defaults are described in docs/tasks.md.
 #pragma once

@@ -24,7 +24,7 @@ std::string builtin_corpus_path() {
   if (fs::exists(path) && fs::file_size(path) > 1000000) return path;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  check(!ec, "cannot create the cache folder \"" + dir + "\" (" + ec.message() + "); set RECUR_CACHE to a writable folder");
+  check(!ec, "cannot create the cache folder \"", dir, "\" (", ec.message(), "); set RECUR_CACHE to a writable folder");
   FILE* pipe = popen("bible gen1:1-rev22:21 2>/dev/null", "r");
   check(pipe != nullptr, "cannot run `bible`; install the built-in corpus with: apt-get install bible-kjv bible-kjv-text");
   std::string text;
@@ -44,8 +44,8 @@ TextCorpus TextCorpus::load(const std::string& path, double val_fraction) {
   TextCorpus corpus;
   corpus.source = path;
   std::string real = path == kBuiltinCorpus ? builtin_corpus_path() : path;
-  check(fs::exists(real), "data: \"" + path + "\" does not exist; give a text file, a folder of text files or " +
-                              kBuiltinCorpus);
+  check(fs::exists(real), "data: \"", path, "\" does not exist; give a text file, a folder of text files or ",
+        kBuiltinCorpus);
   std::vector<uint8_t> text;
   if (fs::is_directory(real)) {
     std::vector<std::string> files;
@@ -59,8 +59,8 @@ TextCorpus TextCorpus::load(const std::string& path, double val_fraction) {
   } else {
     text = read_file_bytes(real);
   }
-  check(text.size() >= 64, "data: \"" + path + "\" holds only " + std::to_string(text.size()) +
-                               " bytes; give at least a few kilobytes of text");
+  check(text.size() >= 64, "data: \"", path, "\" holds only ", text.size(),
+        " bytes; give at least a few kilobytes of text");
   size_t n_val = std::max<size_t>(2, (size_t)(text.size() * val_fraction));
   corpus.train.assign(text.begin(), text.end() - (long)n_val);
   corpus.val.assign(text.end() - (long)n_val, text.end());
@@ -69,9 +69,8 @@ TextCorpus TextCorpus::load(const std::string& path, double val_fraction) {
 
 Batch sample_batch(const std::vector<uint8_t>& text, int batch_size, int seq_len, uint64_t seed, int64_t step,
                    int micro_step) {
-  check(text.size() > (size_t)seq_len + 1, "data: the text (" + std::to_string(text.size()) +
-                                               " bytes) is too short for seq_len " + std::to_string(seq_len) +
-                                               "; use a larger corpus or a smaller seq_len");
+  check(text.size() > (size_t)seq_len + 1, "data: the text (", text.size(), " bytes) is too short for seq_len ",
+        seq_len, "; use a larger corpus or a smaller seq_len");
   Batch batch;
   batch.batch_size = batch_size;
   batch.seq_len = seq_len;

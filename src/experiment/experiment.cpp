@@ -1,5 +1,5 @@
 // The looped-vs-deep grid experiment: trains each model of the grid on a task (resumably), evaluates it, and
-// writes results.csv, report.md and plot.svg into the experiment folder.
+// analyses the results (depth fits, standard errors, %Gap); src/report renders and writes them.
 #include "recur/experiment.h"
 
 #include <cmath>
@@ -7,11 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "recur/checkpoint.h"
-#include "recur/safetensors.h"
 #include "recur/error.h"
+#include "recur/safetensors.h"
 #include "recur/task_train.h"
 #include "recur/tasks.h"
 
@@ -75,9 +74,15 @@ static ModelConfig model_for(const ExperimentConfig& e, const LoopSpec& s, const
 }
 
 static nlohmann::json result_to_json(const ModelResult& r) {
-  return {{"model", r.spec.name()}, {"params", r.params},         {"flops_per_token", r.flops_per_token},
-          {"difficulties", r.difficulties}, {"accuracy", r.accuracy}, {"eval_examples", r.eval_examples},
-          {"mean_accuracy", r.mean_accuracy}, {"train_seconds", r.train_seconds}, {"steps", r.steps}};
+  return {{"model", r.spec.name()},
+          {"params", r.params},
+          {"flops_per_token", r.flops_per_token},
+          {"difficulties", r.difficulties},
+          {"accuracy", r.accuracy},
+          {"eval_examples", r.eval_examples},
+          {"mean_accuracy", r.mean_accuracy},
+          {"train_seconds", r.train_seconds},
+          {"steps", r.steps}};
 }
 
 static ModelResult result_from_json(const nlohmann::json& j) {
@@ -127,136 +132,28 @@ double mean_accuracy_stderr(const ModelResult& r) {
   return std::sqrt(variance) / (double)r.accuracy.size();
 }
 
-std::string report_markdown(const ExperimentConfig& e, const std::vector<ModelResult>& results) {
-  std::ostringstream out;
-  if (results.empty()) return "(no results)\n";
-  out << "| model | depth | params | MFLOPs/token | ";
-  for (int d : results[0].difficulties) out << "acc " << d << " | ";
-  out << "mean | ± s.e. | test examples | train s |\n|---|---|---|---|";
-  for (size_t i = 0; i < results[0].difficulties.size(); i++) out << "---|";
-  out << "---|---|---|---|\n";
-  char buf[64];
-  for (const ModelResult& r : results) {
-    std::snprintf(buf, sizeof buf, "%.2f", r.flops_per_token / 1e6);
-    out << "| (" << r.spec.name() << ") | " << r.spec.depth() << " | " << r.params << " | " << buf << " | ";
-    for (double a : r.accuracy) {
-      std::snprintf(buf, sizeof buf, "%.1f", 100 * a);
-      out << buf << " | ";
-    }
-    std::snprintf(buf, sizeof buf, "%.1f | %.1f | %d | %.0f |", 100 * r.mean_accuracy, 100 * mean_accuracy_stderr(r),
-                  r.eval_examples, r.train_seconds);
-    out << buf << "\n";
-  }
-  DepthFit lf = fit_depth(results, true), nf = fit_depth(results, false);
-  out << "\nDepth scaling, accuracy = α·ln(D) + β (accuracy as a fraction):\n";
-  auto fit_line = [&](const char* name, const DepthFit& f) {
-    if (f.points == 0) out << "- " << name << ": not enough depths to fit\n";
-    else {
-      std::snprintf(buf, sizeof buf, "α = %.3f, β = %.3f", f.alpha, f.beta);
-      out << "- " << name << " (" << f.points << " models): " << buf << "\n";
-    }
-  };
-  fit_line("looped", lf);
-  fit_line("non-looped", nf);
-  if (lf.points && nf.points && std::fabs(nf.alpha) > 1e-9) {
-    std::snprintf(buf, sizeof buf, "%.2f", lf.alpha / nf.alpha);
-    out << "- α looped / α non-looped = " << buf << "\n";
-  }
+std::vector<LoopGap> loop_gaps(const std::vector<ModelResult>& results) {
   std::map<std::string, const ModelResult*> by_name;
   for (const ModelResult& r : results) by_name[r.spec.name()] = &r;
-  bool any = false;
+  std::vector<LoopGap> gaps;
   for (const ModelResult& r : results) {
     if (!r.spec.looped() || r.spec.prelude || r.spec.coda) continue;
     auto shallow = by_name.find(std::to_string(r.spec.k) + "x1");
     auto deep = by_name.find(std::to_string(r.spec.k * r.spec.L) + "x1");
     if (shallow == by_name.end() || deep == by_name.end()) continue;
-    if (!any) out << "\n%Gap = (looped − shallow) / (deep − shallow), on mean accuracy:\n";
-    any = true;
-    double gap_den = deep->second->mean_accuracy - shallow->second->mean_accuracy;
+    LoopGap gap;
+    gap.looped = r.spec.name();
+    gap.shallow = shallow->first;
+    gap.deep = deep->first;
+    gap.looped_minus_shallow = r.mean_accuracy - shallow->second->mean_accuracy;
+    gap.deep_minus_shallow = deep->second->mean_accuracy - shallow->second->mean_accuracy;
     // Two standard errors of the difference (0 when the example counts are unknown): a smaller gap between deep
     // and shallow is noise, and a ratio over it would mean nothing.
     double noise = 2 * std::hypot(mean_accuracy_stderr(*deep->second), mean_accuracy_stderr(*shallow->second));
-    if (std::fabs(gap_den) < std::max(1e-9, noise)) {
-      std::snprintf(buf, sizeof buf, "%.1f", 100 * gap_den);
-      out << "- (" << r.spec.name() << "): (" << deep->first << ") − (" << shallow->first << ") = " << buf
-          << " points, within two standard errors: %Gap undefined\n";
-      continue;
-    }
-    std::snprintf(buf, sizeof buf, "%.0f%%", 100 * (r.mean_accuracy - shallow->second->mean_accuracy) / gap_den);
-    out << "- (" << r.spec.name() << ") between (" << shallow->first << ") and (" << deep->first << "): " << buf << "\n";
+    gap.defined = std::fabs(gap.deep_minus_shallow) >= std::max(1e-9, noise);
+    gaps.push_back(gap);
   }
-  (void)e;
-  return out.str();
-}
-
-std::string report_csv(const std::vector<ModelResult>& results) {
-  std::ostringstream out;
-  if (results.empty()) return "";
-  out << "model,prelude,k,L,coda,depth,params,flops_per_token";
-  for (int d : results[0].difficulties) out << ",acc_" << d;
-  out << ",acc_mean,acc_mean_stderr,eval_examples,train_seconds,steps\n";
-  for (const ModelResult& r : results) {
-    out << r.spec.name() << "," << r.spec.prelude << "," << r.spec.k << "," << r.spec.L << "," << r.spec.coda << ","
-        << r.spec.depth() << "," << r.params << "," << r.flops_per_token;
-    for (double a : r.accuracy) out << "," << a;
-    out << "," << r.mean_accuracy << "," << mean_accuracy_stderr(r) << "," << r.eval_examples << "," << r.train_seconds
-        << "," << r.steps << "\n";
-  }
-  return out.str();
-}
-
-// Accuracy against effective depth (log axis) for both families, with their fitted lines.
-std::string report_svg(const std::vector<ModelResult>& results, const std::string& title) {
-  const double W = 640, H = 420, left = 60, right = 160, top = 40, bottom = 50;
-  double max_depth = 2;
-  for (const ModelResult& r : results) max_depth = std::max(max_depth, (double)r.spec.depth());
-  double lx_max = std::log(max_depth * 1.2);
-  auto X = [&](double depth) { return left + (W - left - right) * std::log(depth) / lx_max; };
-  auto Y = [&](double acc) { return top + (H - top - bottom) * (1.0 - acc); };
-  std::ostringstream s;
-  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' "
-    << "font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  s << "<text x='" << left << "' y='22' font-size='14'>" << title << "</text>\n";
-  s << "<line x1='" << left << "' y1='" << Y(0) << "' x2='" << W - right << "' y2='" << Y(0) << "' stroke='black'/>\n";
-  s << "<line x1='" << left << "' y1='" << Y(0) << "' x2='" << left << "' y2='" << Y(1) << "' stroke='black'/>\n";
-  for (int i = 0; i <= 4; i++) {
-    double a = i / 4.0;
-    s << "<text x='" << left - 8 << "' y='" << Y(a) + 4 << "' text-anchor='end'>" << (int)(100 * a) << "%</text>\n";
-    s << "<line x1='" << left << "' y1='" << Y(a) << "' x2='" << W - right << "' y2='" << Y(a)
-      << "' stroke='#ddd'/>\n";
-  }
-  for (int d = 1; d <= max_depth * 1.2; d *= 2)
-    s << "<text x='" << X(d) << "' y='" << Y(0) + 18 << "' text-anchor='middle'>" << d << "</text>\n";
-  s << "<text x='" << (left + W - right) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>effective depth D (log)"
-    << "</text>\n";
-  const char* colors[2] = {"#d62728", "#1f77b4"};
-  const char* labels[2] = {"looped (k⊗L)", "non-looped (kL⊗1)"};
-  for (int family = 0; family < 2; family++) {
-    DepthFit f = fit_depth(results, family == 0);
-    if (f.points) {
-      double d0 = 1, d1 = max_depth * 1.2;
-      s << "<line x1='" << X(d0) << "' y1='" << Y(std::clamp(f.alpha * std::log(d0) + f.beta, 0.0, 1.0)) << "' x2='"
-        << X(d1) << "' y2='" << Y(std::clamp(f.alpha * std::log(d1) + f.beta, 0.0, 1.0)) << "' stroke='"
-        << colors[family] << "' stroke-dasharray='5,4'/>\n";
-    }
-    double ly = top + 20 + 20 * family;
-    s << "<circle cx='" << W - right + 16 << "' cy='" << ly - 4 << "' r='5' fill='" << colors[family] << "'/>"
-      << "<text x='" << W - right + 26 << "' y='" << ly << "'>" << labels[family];
-    if (f.points) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, " α=%.3f", f.alpha);
-      s << buf;
-    }
-    s << "</text>\n";
-  }
-  for (const ModelResult& r : results) {
-    const char* color = r.spec.looped() ? colors[0] : colors[1];
-    s << "<circle cx='" << X(r.spec.depth()) << "' cy='" << Y(r.mean_accuracy) << "' r='5' fill='" << color
-      << "'/><text x='" << X(r.spec.depth()) + 7 << "' y='" << Y(r.mean_accuracy) - 6 << "' font-size='10'>("
-      << r.spec.name() << ")</text>\n";
-  }
-  s << "</svg>\n";
-  return s.str();
+  return gaps;
 }
 
 // The final test evaluation: accuracy per test difficulty on e.eval_examples examples each.
@@ -302,8 +199,9 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
         how = "re-evaluated";
       }
       report.results.push_back(r);
-      if (!quiet) std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
-                              e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
+      if (!quiet)
+        std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
+                    e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
       continue;
     }
     Model model(model_for(e, spec, *task));
@@ -326,16 +224,12 @@ ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
     evaluate_final(model, *task, e, &r);
     write_result(result_path, r);
     report.results.push_back(r);
-    if (!quiet) std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
-                            100 * r.mean_accuracy);
+    if (!quiet)
+      std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
+                  100 * r.mean_accuracy);
   }
   report.looped = fit_depth(report.results, true);
   report.non_looped = fit_depth(report.results, false);
-  report.table_markdown = report_markdown(e, report.results);
-  std::string csv = report_csv(report.results), svg = report_svg(report.results, "task " + e.task);
-  write_file_atomic(e.out_dir + "/results.csv", csv.data(), csv.size());
-  write_file_atomic(e.out_dir + "/plot.svg", svg.data(), svg.size());
-  write_file_atomic(e.out_dir + "/report.md", report.table_markdown.data(), report.table_markdown.size());
   return report;
 }
 

@@ -58,15 +58,16 @@ void SafeTensors::add_i32(const std::string& name, std::vector<int64_t> shape, c
 
 const TensorData& SafeTensors::get(const std::string& name) const {
   auto it = tensors.find(name);
-  check(it != tensors.end(), source + ": tensor \"" + name +
-                                 "\" is missing; the file was written for a different model or is incomplete");
+  check(it != tensors.end(), source, ": tensor \"", name,
+        "\" is missing; the file was written for a different model or is incomplete");
   return it->second;
 }
 
 const TensorData& SafeTensors::get(const std::string& name, const std::vector<int64_t>& shape) const {
   const TensorData& t = get(name);
-  check(t.shape == shape, source + ": tensor \"" + name + "\" has shape " + shape_str(t.shape) + " but the model needs " +
-                              shape_str(shape) + "; use the config the file was saved with");
+  if (t.shape != shape)  // shape_str builds strings, so only on failure
+    throw Error(source + ": tensor \"" + name + "\" has shape " + shape_str(t.shape) + " but the model needs " +
+                shape_str(shape) + "; use the config the file was saved with");
   return t;
 }
 
@@ -143,15 +144,20 @@ SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::strin
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  check(in.good(), "cannot open \"" + path + "\"; check the path");
+  check(in.good(), "cannot open \"", path, "\"; check the path");
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
-  check(size >= 0, "cannot read \"" + path + "\"");
+  check(size >= 0, "cannot read \"", path, "\"");
   std::vector<uint8_t> bytes((size_t)size);
   in.seekg(0);
   in.read(reinterpret_cast<char*>(bytes.data()), size);
-  check(in.good() || size == 0, "cannot read \"" + path + "\" completely");
+  check(in.good() || size == 0, "cannot read \"", path, "\" completely");
   return bytes;
+}
+
+std::string read_file_text(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
 }
 
 SafeTensors safetensors_read(const std::string& path) { return safetensors_parse(read_file_bytes(path), path); }
@@ -185,7 +191,7 @@ std::vector<uint8_t> safetensors_serialize(const SafeTensors& st) {
 void write_file_atomic(const std::string& path, const void* bytes, size_t size) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  check(fd >= 0, "cannot write \"" + tmp + "\": " + std::strerror(errno) + "; check the directory exists and is writable");
+  check(fd >= 0, "cannot write \"", tmp, "\": ", std::strerror(errno), "; check the directory exists and is writable");
   const char* p = static_cast<const char*>(bytes);
   size_t left = size;
   while (left > 0) {
@@ -205,6 +211,10 @@ void write_file_atomic(const std::string& path, const void* bytes, size_t size) 
     ::unlink(tmp.c_str());
     throw Error("could not move \"" + tmp + "\" into place as \"" + path + "\": " + std::strerror(errno));
   }
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
 }
 
 void safetensors_write(const std::string& path, const SafeTensors& st) {

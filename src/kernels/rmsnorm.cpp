@@ -1,4 +1,4 @@
-// RMSNorm (SPEC §1): out = inp * rstd * weight, rstd = 1/sqrt(mean(inp²) + eps), kept for backward.
+// RMSNorm: out = inp * rstd * weight, rstd = 1/sqrt(mean(inp²) + eps), kept for backward.
 #include <omp.h>
 
 #include <cmath>

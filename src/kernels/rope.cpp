@@ -1,4 +1,4 @@
-// Rotary position embedding, rotate-half form (SPEC §1): for i < half,
+// Rotary position embedding, rotate-half form: for i < half,
 // (x_i, x_{i+half}) -> (x_i cos θ - x_{i+half} sin θ, x_{i+half} cos θ + x_i sin θ), θ = pos · theta^(-2i/head_dim).
 #include <cmath>
 

@@ -1,4 +1,4 @@
-// SwiGLU activation (SPEC §1): out = silu(gate) * up, with gate and up side by side in one row
+// SwiGLU activation: out = silu(gate) * up, with gate and up side by side in one row
 // (the gate and up projections run as one matrix product).
 #include <cmath>
 

@@ -8,11 +8,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 #include "recur/token_choice.h"
 #include "recur/train.h"
+#include "recur/train_checkpoint.h"
 
 namespace recur {
 
@@ -197,7 +197,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
       std::fflush(stdout);
     }
     if ((c.save_every > 0 && last.step % c.save_every == 0) || last.step == last_step) {
-      std::string dir = checkpoint_save(opts.out_dir, model, &opt, c);
+      std::string dir = checkpoint_save_training(opts.out_dir, model, opt, c);
       if (!opts.quiet && last.step == last_step) std::printf("saved checkpoint %s\n", dir.c_str());
     }
   }

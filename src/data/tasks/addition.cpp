@@ -1,4 +1,4 @@
-// n-ary addition (SPEC §4): n zero-padded operands `315+120+045+824=` followed by the sum, most significant
+// n-ary addition (docs/tasks.md): n zero-padded operands `315+120+045+824=` followed by the sum, most significant
 // digit first and not padded, then an end token. The solver adds the prompt's digit columns by hand.
 // Option answer_order "lsb" writes the sum least significant digit first: the same task in the order a small
 // model learns in minutes (each digit then needs only its column and the carry), for CPU-scale comparisons.

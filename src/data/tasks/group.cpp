@@ -1,4 +1,4 @@
-// Group composition (SPEC §4, theory check): n elements of Z_p or S_5, '=', then their product. The generator
+// Group composition (docs/tasks.md, theory check): n elements of Z_p or S_5, '=', then their product. The generator
 // multiplies with a Cayley table; the solver adds residues (Z_p) or applies the permutations one by one (S_5).
 #include <algorithm>
 #include <array>

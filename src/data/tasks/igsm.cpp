@@ -1,4 +1,4 @@
-// i-GSM (SPEC §4): symbolic grade-school math mod 7. Parameters X#Y name edges of an entity hierarchy; each is
+// i-GSM (docs/tasks.md): symbolic grade-school math mod 7. Parameters X#Y name edges of an entity hierarchy; each is
 // a constant or a +,-/* expression of up to 4 others; definitions are shuffled (or in a random dependency
 // order), distractors added, and one parameter is queried. The generator plants a dependency DAG with an exact
 // operation count; the solver parses the prompt and evaluates the query recursively. Optional dense targets
@@ -46,18 +46,17 @@ class IgsmTask : public TaskBase {
     constant_distractors_ = options.get_string("distractor_kind", "mixed", {"mixed", "constants"}) == "constants";
     options.check_no_unknown_keys();
     check(!dense_operands_ || dense_, "igsm: dense_operands adds to the dense targets; set \"dense\": true as well");
-    check(levels_ * entities_ <= 26, "igsm: levels * entities = " + std::to_string(levels_ * entities_) +
-                                         " exceeds the 26 entity names A-Z; lower levels or entities");
+    check(levels_ * entities_ <= 26, "igsm: levels * entities = ", levels_ * entities_,
+          " exceeds the 26 entity names A-Z; lower levels or entities");
     for (int level = 0; level + 1 < levels_; level++) {
       for (int x = 0; x < entities_; x++) {
         for (int y = 0; y < entities_; y++) edges_.push_back({level * entities_ + x, (level + 1) * entities_ + y});
       }
     }
     int needed = 1 + 2 * max_difficulty();  // at most 1 + 2*ops parameters feed the query (see plant_needed)
-    check(needed + distractors_ <= (int)edges_.size(),
-          "igsm: up to " + std::to_string(needed) + " needed parameters plus " + std::to_string(distractors_) +
-              " distractors do not fit the " + std::to_string(edges_.size()) +
-              " parameters X#Y of the hierarchy; raise entities or levels, or lower ops_* or distractors");
+    check(needed + distractors_ <= (int)edges_.size(), "igsm: up to ", needed, " needed parameters plus ", distractors_,
+          " distractors do not fit the ", edges_.size(),
+          " parameters X#Y of the hierarchy; raise entities or levels, or lower ops_* or distractors");
   }
 
   std::string name() const override { return "igsm"; }

@@ -1,4 +1,4 @@
-// p-hop induction (SPEC §4): a hop-count token p, a sequence v_1..v_n over a small alphabet and '=', answered
+// p-hop induction (docs/tasks.md): a hop-count token p, a sequence v_1..v_n over a small alphabet and '=', answered
 // by hop_p(v) = v[find_p(v, n)]. The generator plants a chain of exactly p hops; the solver follows the
 // definition of find_1 literally. Optional dense targets supervise hop_p of every prefix.
 #include <algorithm>
@@ -35,9 +35,8 @@ class PhopTask : public TaskBase {
     options.check_no_unknown_keys();
     int p = max_difficulty();
     // The planted chain needs 2p + 1 positions: v_n plus one (v_{j-1}, v_j) pair per hop.
-    check(2 * p + 1 <= length_, "phop: length " + std::to_string(length_) + " is too short for p = " +
-                                    std::to_string(p) + " (a chain of p hops needs length >= 2p + 1 = " +
-                                    std::to_string(2 * p + 1) + "); raise length or lower p_train / p_test");
+    check(2 * p + 1 <= length_, "phop: length ", length_, " is too short for p = ", p,
+          " (a chain of p hops needs length >= 2p + 1 = ", 2 * p + 1, "); raise length or lower p_train / p_test");
     max_p_ = p;
   }
 

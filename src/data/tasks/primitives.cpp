@@ -1,4 +1,4 @@
-// Reasoning primitives, variable assignment (SPEC §4): chains of assignments `a=1, c=a, ...` of a given depth,
+// Reasoning primitives, variable assignment (docs/tasks.md): chains of assignments `a=1, c=a, ...` of a given depth,
 // interleaved, then a query about the end of one chain; "math" (`a=1, b=a, b=?`) and "code"
 // (`a = 1; b = a; print(b)`) flavours. The solver executes the assignments in order like an interpreter.
 #include <map>
@@ -25,9 +25,8 @@ class PrimitivesTask : public TaskBase {
     chains_ = options.get_int("chains", 3, 1, 10);
     options.check_no_unknown_keys();
     int variables = chains_ * (max_difficulty() + 1);
-    check(variables <= 26, "primitives: " + std::to_string(chains_) + " chains of depth " +
-                               std::to_string(max_difficulty()) + " need " + std::to_string(variables) +
-                               " distinct variables but there are 26 (a-z); lower chains or the depths");
+    check(variables <= 26, "primitives: ", chains_, " chains of depth ", max_difficulty(), " need ", variables,
+          " distinct variables but there are 26 (a-z); lower chains or the depths");
   }
 
   std::string name() const override { return "primitives"; }

@@ -12,8 +12,8 @@ namespace recur::tasks {
 
 Options::Options(const std::string& task, const nlohmann::json& options) : task_(task), json_(options) {
   if (json_.is_null()) json_ = nlohmann::json::object();
-  check(json_.is_object(), task_ + ": options must be a JSON object such as {\"test_permille\": 50}, got " +
-                               json_.dump());
+  check(json_.is_object(), task_, ": options must be a JSON object such as {\"test_permille\": 50}, got ",
+        json_.dump());
 }
 
 bool Options::has(const std::string& key) const { return json_.contains(key); }
@@ -22,11 +22,10 @@ int Options::get_int(const std::string& key, int default_value, int min_value, i
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_number_integer(), task_ + ": option " + key + " must be an integer, got " + value.dump());
+  check(value.is_number_integer(), task_, ": option ", key, " must be an integer, got ", value.dump());
   long long v = value.get<long long>();
-  check(v >= min_value && v <= max_value, task_ + ": option " + key + " = " + std::to_string(v) +
-                                              " is out of range; use a value in [" + std::to_string(min_value) +
-                                              ", " + std::to_string(max_value) + "]");
+  check(v >= min_value && v <= max_value, task_, ": option ", key, " = ", v, " is out of range; use a value in [",
+        min_value, ", ", max_value, "]");
   return (int)v;
 }
 
@@ -34,7 +33,7 @@ bool Options::get_bool(const std::string& key, bool default_value) {
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_boolean(), task_ + ": option " + key + " must be true or false, got " + value.dump());
+  check(value.is_boolean(), task_, ": option ", key, " must be true or false, got ", value.dump());
   return value.get<bool>();
 }
 
@@ -45,11 +44,10 @@ std::string Options::get_string(const std::string& key, const std::string& defau
   for (const std::string& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_string(), task_ + ": option " + key + " must be a string, one of " + list + "; got " +
-                               value.dump());
+  check(value.is_string(), task_, ": option ", key, " must be a string, one of ", list, "; got ", value.dump());
   std::string s = value.get<std::string>();
-  check(std::find(allowed.begin(), allowed.end(), s) != allowed.end(),
-        task_ + ": unknown " + key + " \"" + s + "\"; use one of " + list);
+  check(std::find(allowed.begin(), allowed.end(), s) != allowed.end(), task_, ": unknown ", key, " \"", s,
+        "\"; use one of ", list);
   return s;
 }
 
@@ -59,16 +57,14 @@ std::vector<int> Options::get_int_list(const std::string& key, const std::vector
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
   std::string hint = "; e.g. \"" + key + "\": [" + std::to_string(default_value.front()) + "]";
-  check(value.is_array() && !value.empty(),
-        task_ + ": option " + key + " must be a non-empty list of integers, got " + value.dump() + hint);
+  check(value.is_array() && !value.empty(), task_, ": option ", key, " must be a non-empty list of integers, got ",
+        value.dump(), hint);
   std::vector<int> out;
   for (const nlohmann::json& item : value) {
-    check(item.is_number_integer(),
-          task_ + ": option " + key + " must hold integers only, got " + item.dump() + hint);
+    check(item.is_number_integer(), task_, ": option ", key, " must hold integers only, got ", item.dump(), hint);
     long long v = item.get<long long>();
-    check(v >= min_value && v <= max_value, task_ + ": option " + key + " contains " + std::to_string(v) +
-                                                ", out of range; use values in [" + std::to_string(min_value) +
-                                                ", " + std::to_string(max_value) + "]");
+    check(v >= min_value && v <= max_value, task_, ": option ", key, " contains ", v, ", out of range; use values in [",
+          min_value, ", ", max_value, "]");
     out.push_back((int)v);
   }
   return out;
@@ -159,9 +155,11 @@ Example TaskBase::sample_in_split(Split split, uint64_t index, int difficulty,
                                   const std::function<Example(Rng&)>& make_candidate) const {
   bool known = std::count(train_difficulties_.begin(), train_difficulties_.end(), difficulty) > 0 ||
                std::count(test_difficulties_.begin(), test_difficulties_.end(), difficulty) > 0;
-  check(known, name() + ": difficulty " + std::to_string(difficulty) + " is not configured (train: " +
-                   join_ints(train_difficulties_) + "; test: " + join_ints(test_difficulties_) +
-                   "); add it to the task's difficulty options");
+  // Per example: the message's pieces cost strings, so they are built only when the check fails.
+  if (!known)
+    throw Error(name() + ": difficulty " + std::to_string(difficulty) + " is not configured (train: " +
+                join_ints(train_difficulties_) + "; test: " + join_ints(test_difficulties_) +
+                "); add it to the task's difficulty options");
   uint64_t stream = mix_seed(mix_seed(mix_seed(seed_, split == Split::test ? 2 : 1), index), (uint64_t)difficulty);
   Rng rng(stream);
   bool want_test = split == Split::test;
