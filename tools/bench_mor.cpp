@@ -2,7 +2,6 @@
 // token at every depth: the measured time ratio versus the ratio its FLOPs predict, and the activation memory.
 #include <algorithm>
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
@@ -94,10 +93,8 @@ int run_bench_mor(const BenchMorOptions& o) {
 }  // namespace
 
 Command add_bench_mor_command(CLI::App& bench) {
-  CLI::App* cmd = bench.add_subcommand("mor", "MoR step time against the same model at full depth for every token");
-  auto options = std::make_shared<BenchMorOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_bench_mor(*options); }};
+  return make_command<BenchMorOptions>(
+      bench, "mor", "MoR step time against the same model at full depth for every token", add_flags, run_bench_mor);
 }
 
 }  // namespace recur::cli

@@ -2,7 +2,6 @@
 // continuous batching, and for MoR models synchronous depth (every token finishes its recursion before the next enters)
 // against continuous depth-wise batching (tokens at different recursion steps share block passes).
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
@@ -102,10 +101,8 @@ int run_bench_serve(const BenchServeOptions& o) {
 }  // namespace
 
 Command add_bench_serve_command(CLI::App& bench) {
-  CLI::App* cmd = bench.add_subcommand("serve", "generation throughput of trained models serving many requests");
-  auto options = std::make_shared<BenchServeOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_bench_serve(*options); }};
+  return make_command<BenchServeOptions>(
+      bench, "serve", "generation throughput of trained models serving many requests", add_flags, run_bench_serve);
 }
 
 }  // namespace recur::cli

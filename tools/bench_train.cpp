@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include <memory>
 #include "cli.h"
 #include "recur/config.h"
 #include "recur/kernels.h"
@@ -95,10 +94,8 @@ int run_bench_train(const BenchTrainOptions& o) {
 }  // namespace
 
 Command add_bench_train_command(CLI::App& bench) {
-  CLI::App* cmd = bench.add_subcommand("train", "training throughput (tokens/s, GFLOP/s, % of sgemm peak)");
-  auto options = std::make_shared<BenchTrainOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_bench_train(*options); }};
+  return make_command<BenchTrainOptions>(bench, "train", "training throughput (tokens/s, GFLOP/s, % of sgemm peak)",
+                                         add_flags, run_bench_train);
 }
 
 }  // namespace recur::cli

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -49,6 +50,16 @@ struct Command {
   CLI::App* app = nullptr;
   std::function<int()> run;
 };
+// Adds subcommand `name` to `parent`; `add_flags` binds its flags to an Options that the returned run() keeps
+// alive and passes to `run`.
+template <class Options>
+Command make_command(CLI::App& parent, const std::string& name, const std::string& description,
+                     void (*add_flags)(CLI::App*, Options&), int (*run)(const Options&)) {
+  CLI::App* app = parent.add_subcommand(name, description);
+  auto options = std::make_shared<Options>();
+  add_flags(app, *options);
+  return {app, [options, run] { return run(*options); }};
+}
 // One per tools/<command>.cpp; each adds its subcommand (and the state its flags fill) to `parent`.
 Command add_train_command(CLI::App& parent);
 Command add_sample_command(CLI::App& parent);

@@ -1,7 +1,6 @@
 // tools/experiment.cpp: `recur experiment`: flags for the looped-transformer grid (task, models, base width,
 // training) and their defaults, a short p-hop comparison that runs in a few minutes on two cores.
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -72,11 +71,9 @@ int run_experiment_command(const ExperimentCommandOptions& o) {
 }  // namespace
 
 Command add_experiment_command(CLI::App& parent) {
-  CLI::App* cmd =
-      parent.add_subcommand("experiment", "train and evaluate a grid of looped / deep / shallow models on a task");
-  auto options = std::make_shared<ExperimentCommandOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_experiment_command(*options); }};
+  return make_command<ExperimentCommandOptions>(parent, "experiment",
+                                                "train and evaluate a grid of looped / deep / shallow models on a task",
+                                                add_flags, run_experiment_command);
 }
 
 }  // namespace recur::cli

@@ -1,6 +1,5 @@
 // tools/sample.cpp: `recur sample`: continues a text prompt with a trained byte-level model from a checkpoint.
 #include <cstdio>
-#include <memory>
 
 #include "cli.h"
 #include "recur/checkpoint.h"
@@ -16,6 +15,13 @@ struct SampleCommandOptions {
   SampleOptions sampling;
 };
 
+void add_flags(CLI::App* app, SampleCommandOptions& o) {
+  app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  app->add_option("--prompt", o.prompt, "text to continue")->capture_default_str();
+  app->add_option("--max_new_tokens", o.sampling.max_new_tokens, "bytes to generate")->capture_default_str();
+  add_sampling_flags(app, o.sampling);
+}
+
 int run_sample(const SampleCommandOptions& o) {
   Model model = checkpoint_load_model(o.checkpoint);
   std::vector<int32_t> out = generate(model, bytes_to_tokens(o.prompt), o.sampling);
@@ -26,13 +32,8 @@ int run_sample(const SampleCommandOptions& o) {
 }  // namespace
 
 Command add_sample_command(CLI::App& parent) {
-  CLI::App* cmd = parent.add_subcommand("sample", "continue a prompt with a trained model");
-  auto o = std::make_shared<SampleCommandOptions>();
-  cmd->add_option("--checkpoint", o->checkpoint, "checkpoint folder or training --out folder")->required();
-  cmd->add_option("--prompt", o->prompt, "text to continue")->capture_default_str();
-  cmd->add_option("--max_new_tokens", o->sampling.max_new_tokens, "bytes to generate")->capture_default_str();
-  add_sampling_flags(cmd, o->sampling);
-  return {cmd, [o] { return run_sample(*o); }};
+  return make_command<SampleCommandOptions>(parent, "sample", "continue a prompt with a trained model", add_flags,
+                                            run_sample);
 }
 
 }  // namespace recur::cli

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
@@ -107,10 +106,8 @@ int run_serve(const ServeCommandOptions& o) {
 }  // namespace
 
 Command add_serve_command(CLI::App& parent) {
-  CLI::App* cmd = parent.add_subcommand("serve", "generate for many requests (JSON lines in, JSON lines out)");
-  auto options = std::make_shared<ServeCommandOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_serve(*options); }};
+  return make_command<ServeCommandOptions>(
+      parent, "serve", "generate for many requests (JSON lines in, JSON lines out)", add_flags, run_serve);
 }
 
 }  // namespace recur::cli

@@ -1,7 +1,6 @@
 // tools/task.cpp: `recur task` prints a task's generated examples, as text for reading or as JSON lines for other tools
 // (for example reference/train_task.py, which trains the PyTorch reference model on exactly recur's data).
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
@@ -67,10 +66,8 @@ int run_task_dump(const TaskDumpOptions& o) {
 }  // namespace
 
 Command add_task_command(CLI::App& parent) {
-  CLI::App* cmd = parent.add_subcommand("task", "print a task's examples (text, or JSON lines for other tools)");
-  auto options = std::make_shared<TaskDumpOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [options] { return run_task_dump(*options); }};
+  return make_command<TaskDumpOptions>(parent, "task", "print a task's examples (text, or JSON lines for other tools)",
+                                       add_flags, run_task_dump);
 }
 
 }  // namespace recur::cli

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <memory>
 
 #include "cli.h"
 #include "recur/checkpoint.h"
@@ -25,6 +24,7 @@ struct TrainCommandOptions {
   double val_fraction = 0.05, flops_budget = 0;
   int sample_tokens = 300;
   int64_t stop_at = 0;
+  const CLI::Option* steps_flag = nullptr;  // --steps, to refuse it together with --flops_budget
 };
 
 void add_flags(CLI::App* cmd, TrainCommandOptions& o) {
@@ -42,6 +42,7 @@ void add_flags(CLI::App* cmd, TrainCommandOptions& o) {
       ->capture_default_str();
   cmd->add_option("--prompt", o.sample_prompt, "prompt for the final sample")->capture_default_str();
   add_train_flags(cmd, o.train);
+  o.steps_flag = cmd->get_option("--steps");
   cmd->add_option("--flops_budget", o.flops_budget,
                   "train for this many FLOPs instead of --steps: steps = budget / (3 x forward FLOPs/token x "
                   "tokens/step), with MoR at its configured capacities (0: use --steps)");
@@ -57,7 +58,7 @@ int64_t steps_for_budget(const Model& model, const TrainConfig& config, double f
   return steps;
 }
 
-int run_train(const TrainCommandOptions& o, bool steps_given) {
+int run_train(const TrainCommandOptions& o) {
   ModelConfig config = o.model.resolve();
   TrainConfig train_config = o.train;
   TextCorpus corpus = TextCorpus::load(o.data, o.val_fraction);
@@ -65,7 +66,7 @@ int run_train(const TrainCommandOptions& o, bool steps_given) {
   model.init_weights(train_config.seed);
   check(o.flops_budget >= 0, "train: --flops_budget must be >= 0 (0: train for --steps)");
   if (o.flops_budget > 0) {
-    check(!steps_given, "train: pass either --steps or --flops_budget, not both");
+    check(o.steps_flag->count() == 0, "train: pass either --steps or --flops_budget, not both");
     train_config.steps = steps_for_budget(model, train_config, o.flops_budget);
   }
   std::printf(
@@ -94,10 +95,8 @@ int run_train(const TrainCommandOptions& o, bool steps_given) {
 }  // namespace
 
 Command add_train_command(CLI::App& parent) {
-  CLI::App* cmd = parent.add_subcommand("train", "train a model on a text corpus (byte-level, vocab 256)");
-  auto options = std::make_shared<TrainCommandOptions>();
-  add_flags(cmd, *options);
-  return {cmd, [cmd, options] { return run_train(*options, cmd->count("--steps") > 0); }};
+  return make_command<TrainCommandOptions>(parent, "train", "train a model on a text corpus (byte-level, vocab 256)",
+                                           add_flags, run_train);
 }
 
 }  // namespace recur::cli
