@@ -22,7 +22,7 @@ namespace recur::cli {
 struct ModelFlags {
   std::string config_path;
   nlohmann::json given = nlohmann::json::object();  // the flags given, as JSON values keyed by config key
-  void add(CLI::App* app);
+  void add(CLI::App* app);  // the flags write into this object while `app` parses: keep it in place until then
   // The config file (if any) with the given flags over it, validated. --n_heads without --n_kv_heads drops the
   // file's n_kv_heads, so n_kv_heads follows n_heads as it does in a config file without it.
   ModelConfig resolve() const;
