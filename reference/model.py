@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Every config key with its default, the one list make_config reads keys from; tests/test_config.cpp checks that
+# it has the keys and defaults of the C++ table (model_config_keys in src/model/config.cpp).
 CONFIG_DEFAULTS = dict(
     vocab_size=256, d_model=256, n_heads=4, n_kv_heads=4, d_ff=688, n_layers=4, max_seq_len=256,
     tied_embeddings=True, rope_theta=10000.0, norm_eps=1e-5,

@@ -19,11 +19,6 @@ from check_common import repo_root, source_files, verdict
 
 MAX_FUNCTION_LINES = 80
 MAX_FILE_LINES = 600
-# TODO(merge): remove once the model, infer and tools branches of the restructure have split these functions.
-# Functions listed here (file, name) are printed as pending instead of failing.
-PENDING_FUNCTIONS = {("tools/recur.cpp", "main"), ("src/model/mor.cpp", "Model::mor_forward"),
-                     ("src/model/mor.cpp", "Model::mor_backward"), ("src/infer/serve.cpp", "serve"),
-                     ("src/model/config.cpp", "model_config_from_json")}
 
 SCANNED_DIRS = ("src", "tools")
 SCOPE_KEYWORDS = re.compile(r"\b(namespace|struct|class|union|enum|extern)\b")
@@ -189,21 +184,17 @@ def main():
         with open(path, encoding="utf-8") as f:
             source = f.read()
         files.append((source.count("\n"), rel))
-        functions += [(lines, f"{rel}:{first} {name}", (rel, name) in PENDING_FUNCTIONS)
-                      for name, first, lines in find_functions(source)]
+        functions += [(lines, f"{rel}:{first} {name}") for name, first, lines in find_functions(source)]
     files.sort(reverse=True)
     functions.sort(key=lambda f: -f[0])
     print("longest functions:")
-    for lines, where, _ in functions[:10]:
+    for lines, where in functions[:10]:
         print(f"  {lines:5d}  {where}")
     print("longest files:")
     for lines, rel in files[:10]:
         print(f"  {lines:5d}  {rel}")
-    for lines, where, pending in functions:
-        if pending and lines > MAX_FUNCTION_LINES:
-            print(f"pending (another branch splits it): function {where} has {lines} lines")
     failures = [f"function {where} has {lines} lines (limit {MAX_FUNCTION_LINES})"
-                for lines, where, pending in functions if lines > MAX_FUNCTION_LINES and not pending]
+                for lines, where in functions if lines > MAX_FUNCTION_LINES]
     failures += [f"file {rel} has {lines} lines (limit {MAX_FILE_LINES})"
                  for lines, rel in files if lines > MAX_FILE_LINES]
     return verdict("lengths", failures)

@@ -1,18 +1,27 @@
-// `recur experiment`: flags for the looped-transformer grid (task, models, base width, training) and their
-// defaults: a short p-hop comparison that runs in a few minutes on two cores.
+// tools/experiment.cpp: `recur experiment`: flags for the looped-transformer grid (task, models, base width,
+// training) and their defaults, a short p-hop comparison that runs in a few minutes on two cores.
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli.h"
 #include "recur/error.h"
 #include "recur/experiment.h"
-#include "tools.h"
+#include "recur/report.h"
 
-using namespace recur;
+namespace recur::cli {
 
-void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& models, std::string& task_options) {
+namespace {
+
+struct ExperimentCommandOptions {
+  ExperimentConfig experiment;
+  std::string models = "1x1,4x1,1x4";
+  std::string task_options = R"({"length": 32, "p_train": [1, 2, 3, 4], "p_test": [1, 2, 3, 4], "dense": true})";
+};
+
+// The grid's own defaults: a small model and a short run, so the default grid finishes in minutes.
+void set_defaults(ExperimentConfig& e) {
   e.task = "phop";
-  task_options = R"({"length": 32, "p_train": [1, 2, 3, 4], "p_test": [1, 2, 3, 4], "dense": true})";
-  models = "1x1,4x1,1x4";
   e.base.d_model = 128;
   e.base.n_heads = 4;
   e.base.n_kv_heads = 4;
@@ -26,8 +35,13 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   e.train.save_every = 500;
   e.eval_examples = 256;
   e.out_dir = "runs/experiment";
-  add_task_source_flags(app, e.task, task_options, e.task_seed);
-  app->add_option("--models", models, "grid: kxL or p+kxL+c, comma separated")->capture_default_str();
+}
+
+void add_flags(CLI::App* app, ExperimentCommandOptions& o) {
+  ExperimentConfig& e = o.experiment;
+  set_defaults(e);
+  add_task_source_flags(app, e.task, o.task_options, e.task_seed);
+  app->add_option("--models", o.models, "grid: kxL or p+kxL+c, comma separated")->capture_default_str();
   app->add_option("--d_model", e.base.d_model, "model width")->capture_default_str();
   app->add_option("--n_heads", e.base.n_heads, "attention heads")->capture_default_str();
   app->add_option("--n_kv_heads", e.base.n_kv_heads, "key/value heads")->capture_default_str();
@@ -42,25 +56,26 @@ void add_experiment_flags(CLI::App* app, ExperimentConfig& e, std::string& model
   add_train_flags(app, e.train);
 }
 
-void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed) {
-  app->add_option("--task", task, "addition | phop | igsm | primitives | group")->capture_default_str();
-  app->add_option("--task_options", task_options, "task options as JSON (docs/tasks.md)")->capture_default_str();
-  app->add_option("--task_seed", task_seed, "seed of the task's data generator")->capture_default_str();
-}
-
-nlohmann::json parse_task_options(const std::string& text, const std::string& command) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& err) {
-    throw Error(command + ": --task_options is not valid JSON (" + err.what() + ")");
-  }
-}
-
-void finish_experiment_config(ExperimentConfig& e, const std::string& models, const std::string& task_options) {
-  e.task_options = parse_task_options(task_options, "experiment");
+int run_experiment_command(const ExperimentCommandOptions& o) {
+  ExperimentConfig e = o.experiment;
+  e.task_options = parse_task_options(o.task_options, "experiment");
   e.models.clear();
-  std::stringstream ss(models);
+  std::stringstream list(o.models);
   std::string item;
-  while (std::getline(ss, item, ','))
+  while (std::getline(list, item, ','))
     if (!item.empty()) e.models.push_back(LoopSpec::parse(item));
+  ExperimentReport report = run_experiment(e);
+  std::string table = write_experiment_report(e, report);
+  std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", table.c_str(), e.out_dir.c_str());
+  return 0;
 }
+
+}  // namespace
+
+Command add_experiment_command(CLI::App& parent) {
+  return make_command<ExperimentCommandOptions>(parent, "experiment",
+                                                "train and evaluate a grid of looped / deep / shallow models on a task",
+                                                add_flags, run_experiment_command);
+}
+
+}  // namespace recur::cli

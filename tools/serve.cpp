@@ -1,19 +1,27 @@
-// recur serve: the request front end of serve(). Reads requests as JSON lines (a file or stdin), generates them
-// all with continuous batching (and depth-wise batching for MoR models), and writes one JSON line per request in
-// input order, with throughput on stderr. Byte-level models: prompts and completions are text.
+// tools/serve.cpp: `recur serve`, the request front end of serve(). Reads requests as JSON lines (a file or stdin),
+// generates them all with continuous batching (and depth-wise batching for MoR models), and writes one JSON line per
+// request in input order, with throughput on stderr. Byte-level models: prompts and completions are text.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli.h"
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/serve.h"
-#include "tools.h"
 
-using namespace recur;
+namespace recur::cli {
 
-void add_serve_flags(CLI::App* app, ServeCliOptions& o) {
+namespace {
+
+struct ServeCommandOptions {
+  std::string checkpoint, requests = "-";
+  int max_new_tokens = 64;  // for requests that do not set it
+  ServeOptions serve;       // --max_batch and the sampling flags
+};
+
+void add_flags(CLI::App* app, ServeCommandOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
   app->add_option("--requests", o.requests,
                   "JSON lines, one request each: {\"prompt\": text, \"max_new_tokens\": n, \"id\": any} "
@@ -23,8 +31,6 @@ void add_serve_flags(CLI::App* app, ServeCliOptions& o) {
   app->add_option("--max_batch", o.serve.max_batch, "sequences decoding at once")->capture_default_str();
   add_sampling_flags(app, o.serve.sampling);  // each request's draws mix its index into the seed
 }
-
-namespace {
 
 struct ParsedRequests {
   std::vector<ServeRequest> requests;
@@ -66,9 +72,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
   return parsed;
 }
 
-}  // namespace
-
-int run_serve(const ServeCliOptions& o) {
+int run_serve(const ServeCommandOptions& o) {
   check(o.max_new_tokens >= 1, "serve: --max_new_tokens must be >= 1");
   check(o.serve.max_batch >= 1, "serve: --max_batch must be >= 1");
   check(o.serve.sampling.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
@@ -88,8 +92,8 @@ int run_serve(const ServeCliOptions& o) {
   ServeStats stats;
   std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, o.serve, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {
-    nlohmann::json line = {{"id", parsed.ids[i]}, {"completion", tokens_to_text(outputs[i])},
-                           {"generated_tokens", outputs[i].size()}};
+    nlohmann::json line = {
+        {"id", parsed.ids[i]}, {"completion", tokens_to_text(outputs[i])}, {"generated_tokens", outputs[i].size()}};
     // a byte-level model can emit bytes that are not UTF-8; they become U+FFFD in the JSON text
     std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }
@@ -98,3 +102,12 @@ int run_serve(const ServeCliOptions& o) {
                stats.seconds > 0 ? stats.generated_tokens / stats.seconds : 0.0);
   return 0;
 }
+
+}  // namespace
+
+Command add_serve_command(CLI::App& parent) {
+  return make_command<ServeCommandOptions>(
+      parent, "serve", "generate for many requests (JSON lines in, JSON lines out)", add_flags, run_serve);
+}
+
+}  // namespace recur::cli

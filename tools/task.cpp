@@ -1,20 +1,29 @@
-// recur task: prints a task's generated examples, as text for reading or as JSON lines for other tools (for
-// example reference/train_task.py, which trains the PyTorch reference model on exactly recur's data).
+// tools/task.cpp: `recur task` prints a task's generated examples, as text for reading or as JSON lines for other tools
+// (for example reference/train_task.py, which trains the PyTorch reference model on exactly recur's data).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli.h"
 #include "recur/error.h"
 #include "recur/tasks.h"
-#include "tools.h"
 
-using namespace recur;
+namespace recur::cli {
 
-void add_task_flags(CLI::App* app, TaskDumpOptions& o) {
+namespace {
+
+struct TaskDumpOptions {
+  std::string task = "phop", task_options = "{}", split = "train", format = "text";
+  uint64_t task_seed = 1;
+  int64_t count = 10;
+  int difficulty = 0;  // 0: cycle through the split's difficulties
+};
+
+void add_flags(CLI::App* app, TaskDumpOptions& o) {
   add_task_source_flags(app, o.task, o.task_options, o.task_seed);
   app->add_option("--split", o.split, "train | test")->capture_default_str();
   app->add_option("--count", o.count, "examples to print")->capture_default_str();
-  app->add_option("--difficulty", o.difficulty,
-                  "only this difficulty (0: cycle through the split's difficulties)")->capture_default_str();
+  app->add_option("--difficulty", o.difficulty, "only this difficulty (0: cycle through the split's difficulties)")
+      ->capture_default_str();
   app->add_option("--format", o.format,
                   "text: one readable example per line; jsonl: difficulty, answer_begin, tokens, dense_targets, text")
       ->capture_default_str();
@@ -43,10 +52,22 @@ int run_task_dump(const TaskDumpOptions& o) {
     if (o.format == "text") {
       std::printf("%s\n", text.c_str());
     } else {
-      nlohmann::json line = {{"difficulty", e.difficulty}, {"answer_begin", e.answer_begin}, {"tokens", e.tokens},
-                             {"dense_targets", e.dense_targets}, {"text", text}};
+      nlohmann::json line = {{"difficulty", e.difficulty},
+                             {"answer_begin", e.answer_begin},
+                             {"tokens", e.tokens},
+                             {"dense_targets", e.dense_targets},
+                             {"text", text}};
       std::printf("%s\n", line.dump().c_str());
     }
   }
   return 0;
 }
+
+}  // namespace
+
+Command add_task_command(CLI::App& parent) {
+  return make_command<TaskDumpOptions>(parent, "task", "print a task's examples (text, or JSON lines for other tools)",
+                                       add_flags, run_task_dump);
+}
+
+}  // namespace recur::cli

@@ -9,11 +9,12 @@ namespace recur {
 
 // How the n_layers layer applications map onto unique weights (SPEC §2).
 enum class Sharing { none, cycle, sequence, middle_cycle, middle_sequence };
-// What re-enters the looped block before each iteration after the first (e: the block's first input).
+// What re-enters the looped block before each iteration after the first (e: the block's first input):
+// h + e, or W·[h; e] with one shared adapter W (d, 2d).
 enum class InputInjection { none, add, concat };
 enum class MorRouting { none, expert, token };
 enum class MorGate { sigmoid, tanh };
-enum class MorRouter { linear, mlp };  // expert-choice router: w·h, or w2·silu(W1·h) with W1 (2d, d)  // h + e, or W·[h; e] with one shared adapter W (d, 2d)
+enum class MorRouter { linear, mlp };  // expert-choice router: w·h, or w2·silu(W1·h) with W1 (2d, d)
 
 struct ModelConfig {
   int vocab_size = 256;
@@ -68,6 +69,12 @@ struct ModelConfig {
   // Throws recur::Error naming the offending key and a valid alternative.
   void validate() const;
 };
+
+template <class Config>
+struct ConfigKey;  // core/config_keys.h
+// Every key of the model config, in the order the CLI help lists them: it drives the JSON reading and writing
+// below and the `recur train` flags.
+const std::vector<ConfigKey<ModelConfig>>& model_config_keys();
 
 ModelConfig model_config_from_json(const std::string& json_text);  // validates
 ModelConfig model_config_from_file(const std::string& path);

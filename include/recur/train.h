@@ -40,6 +40,10 @@ struct TrainConfig {
   float mor_bias_rate = 0.0f;
   void validate() const;
 };
+template <class Config>
+struct ConfigKey;  // core/config_keys.h
+// Every training setting: it drives the JSON form below (train_state.json) and the training CLI flags.
+const std::vector<ConfigKey<TrainConfig>>& train_config_keys();
 std::string train_config_to_json(const TrainConfig& config);
 TrainConfig train_config_from_json(const std::string& text);
 

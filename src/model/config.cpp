@@ -2,35 +2,73 @@
 // layer application onto unique weights (SPEC §2: cycle, sequence, middle variants, middle looping).
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
+#include "core/config_keys.h"
+#include "core/json_floats.h"
 #include "recur/config.h"
 #include "recur/error.h"
-#include "../io/json_floats.h"
 
 namespace recur {
 
 using nlohmann::json;
 
-const char* sharing_name(Sharing sharing) {
-  switch (sharing) {
-    case Sharing::none: return "none";
-    case Sharing::cycle: return "cycle";
-    case Sharing::sequence: return "sequence";
-    case Sharing::middle_cycle: return "middle_cycle";
-    case Sharing::middle_sequence: return "middle_sequence";
-  }
-  return "?";
-}
+namespace {
 
-const char* injection_name(InputInjection injection) {
-  switch (injection) {
-    case InputInjection::none: return "none";
-    case InputInjection::add: return "add";
-    case InputInjection::concat: return "concat";
-  }
-  return "?";
+// Value names of the enum keys, in enum order.
+const std::vector<std::string> kSharingNames = {"none", "cycle", "sequence", "middle_cycle", "middle_sequence"};
+const std::vector<std::string> kInjectionNames = {"none", "add", "concat"};
+const std::vector<std::string> kMorRoutingNames = {"none", "expert", "token"};
+const std::vector<std::string> kMorRouterNames = {"linear", "mlp"};
+const std::vector<std::string> kMorGateNames = {"sigmoid", "tanh"};
+
+bool is_mor_key(const std::string& name) { return name.rfind("mor_", 0) == 0; }
+
+}  // namespace
+
+const char* sharing_name(Sharing sharing) { return kSharingNames.at((size_t)sharing).c_str(); }
+const char* injection_name(InputInjection injection) { return kInjectionNames.at((size_t)injection).c_str(); }
+
+const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
+  using C = ModelConfig;
+  static const std::vector<ConfigKey<C>> keys = {
+      config_key("vocab_size", &C::vocab_size, "vocabulary size"),
+      config_key("d_model", &C::d_model, "model width"),
+      config_key("n_heads", &C::n_heads, "attention heads"),
+      config_key("n_kv_heads", &C::n_kv_heads, "key/value heads (grouped-query attention; default n_heads)"),
+      config_key("d_ff", &C::d_ff, "SwiGLU hidden width"),
+      config_key("n_layers", &C::n_layers, "layer applications (effective depth)"),
+      config_key("max_seq_len", &C::max_seq_len, "longest sequence (RoPE table)"),
+      config_key("tied_embeddings", &C::tied_embeddings, "output head tied to the embedding"),
+      config_key("rope_theta", &C::rope_theta, "RoPE base"),
+      config_key("norm_eps", &C::norm_eps, "RMSNorm epsilon"),
+      config_enum_key("sharing", &C::sharing, kSharingNames,
+                      "layer sharing: none | cycle | sequence | middle_cycle | middle_sequence"),
+      config_key("n_recursions", &C::n_recursions, "N_r for cycle/sequence/middle sharing"),
+      config_key("prelude", &C::prelude, "middle looping: unique layers before the loop"),
+      config_key("loop_block", &C::loop_block, "middle looping: layers in the looped block (0: off)"),
+      config_key("loop_count", &C::loop_count, "middle looping: times the block is applied"),
+      config_key("coda", &C::coda, "middle looping: unique layers after the loop"),
+      config_enum_key("input_injection", &C::input_injection, kInjectionNames,
+                      "looped block input injection: none | add | concat"),
+      config_key("loop_reg_k", &C::loop_reg_k, "looping regularizer block size k (0: off)"),
+      config_key("loop_reg_lambda", &C::loop_reg_lambda, "looping regularizer weight λ"),
+      config_enum_key("mor_routing", &C::mor_routing, kMorRoutingNames,
+                      "Mixture-of-Recursions routing: none | expert | token"),
+      config_enum_key("mor_router", &C::mor_router, kMorRouterNames,
+                      "expert-choice router: linear | mlp (w2·silu(W1·h))"),
+      config_enum_key("mor_gate", &C::mor_gate, kMorGateNames, "expert-choice gate: sigmoid | tanh"),
+      config_key("mor_alpha", &C::mor_alpha, "gate scale α"),
+      config_key("mor_capacity", &C::mor_capacity,
+                 "expert-choice capacity per step, one value per recursion ([]: (N_r-r)/N_r)"),
+      config_key("mor_aux_loss", &C::mor_aux_loss, "expert-choice auxiliary BCE coefficient"),
+      config_key("mor_balance_loss", &C::mor_balance_loss, "token-choice balancing coefficient"),
+      config_key("mor_z_loss", &C::mor_z_loss, "router z-loss coefficient"),
+      config_key("mor_kv_sharing", &C::mor_kv_sharing, "later recursions reuse the first recursion's K/V"),
+      config_key("mor_aux_router", &C::mor_aux_router,
+                 "expert choice: a second linear router per step, trained by the BCE loss, decides at inference"),
+  };
+  return keys;
 }
 
 int ModelConfig::n_unique_layers() const {
@@ -63,10 +101,14 @@ std::vector<int> ModelConfig::layer_schedule() const {
       case Sharing::middle_cycle:
       case Sharing::middle_sequence: {
         int middle = unique - 2;
-        if (l == 0) schedule.push_back(0);
-        else if (l == n_layers - 1) schedule.push_back(unique - 1);
-        else if (sharing == Sharing::middle_cycle) schedule.push_back(1 + (l - 1) % middle);
-        else schedule.push_back(1 + (l - 1) / n_recursions);
+        if (l == 0)
+          schedule.push_back(0);
+        else if (l == n_layers - 1)
+          schedule.push_back(unique - 1);
+        else if (sharing == Sharing::middle_cycle)
+          schedule.push_back(1 + (l - 1) % middle);
+        else
+          schedule.push_back(1 + (l - 1) / n_recursions);
         break;
       }
     }
@@ -98,8 +140,8 @@ void ModelConfig::validate() const {
                                     std::to_string(n_heads) + "); pick n_heads among its divisors");
   check(head_dim() % 2 == 0, "config: head_dim = d_model/n_heads = " + std::to_string(head_dim()) +
                                  " must be even for RoPE; change d_model or n_heads");
-  check(n_heads % n_kv_heads == 0, "config: n_kv_heads (" + std::to_string(n_kv_heads) +
-                                       ") must divide n_heads (" + std::to_string(n_heads) + ")");
+  check(n_heads % n_kv_heads == 0, "config: n_kv_heads (" + std::to_string(n_kv_heads) + ") must divide n_heads (" +
+                                       std::to_string(n_heads) + ")");
   check(rope_theta > 0, "config: rope_theta must be > 0");
   check(norm_eps > 0 && norm_eps < 1, "config: norm_eps must be in (0, 1), e.g. 1e-5");
   check(input_injection == InputInjection::none || loop_block > 0,
@@ -107,8 +149,9 @@ void ModelConfig::validate() const {
             "\" needs a looped block (loop_block > 0); set input_injection to none or configure middle looping");
   if (loop_reg_k != 0) {
     check(loop_reg_k > 0, "config: loop_reg_k must be >= 0 (0 turns the regularizer off)");
-    check(sharing == Sharing::none && loop_block == 0,
-          "config: the looping regularizer is for non-looped models; set sharing none and loop_block 0, or loop_reg_k 0");
+    check(
+        sharing == Sharing::none && loop_block == 0,
+        "config: the looping regularizer is for non-looped models; set sharing none and loop_block 0, or loop_reg_k 0");
     check(n_layers % loop_reg_k == 0 && n_layers / loop_reg_k >= 2,
           "config: loop_reg_k (" + std::to_string(loop_reg_k) + ") must divide n_layers (" + std::to_string(n_layers) +
               ") into at least two blocks");
@@ -131,7 +174,8 @@ void ModelConfig::validate() const {
   }
   if (loop_block > 0) {
     check(sharing == Sharing::none, "config: loop_block (middle looping) and sharing \"" +
-                                        std::string(sharing_name(sharing)) + "\" exclude each other; set sharing to none");
+                                        std::string(sharing_name(sharing)) +
+                                        "\" exclude each other; set sharing to none");
     check(prelude >= 0 && coda >= 0 && loop_count >= 1, "config: prelude and coda must be >= 0 and loop_count >= 1");
     check(n_layers == prelude + loop_block * loop_count + coda,
           "config: n_layers (" + std::to_string(n_layers) + ") must equal prelude + loop_block*loop_count + coda = " +
@@ -158,80 +202,10 @@ ModelConfig model_config_from_json(const std::string& text) {
     throw Error(std::string("config: not valid JSON (") + e.what() + "); fix the syntax at the byte it names");
   }
   check(j.is_object(), "config: the top level must be a JSON object of model settings");
-  static const std::set<std::string> known = {
-      "vocab_size", "d_model", "n_heads", "n_kv_heads", "d_ff", "n_layers", "max_seq_len", "tied_embeddings",
-      "rope_theta", "norm_eps", "sharing", "n_recursions", "prelude", "loop_block", "loop_count", "coda",
-      "input_injection", "loop_reg_k", "loop_reg_lambda", "mor_routing", "mor_router", "mor_gate", "mor_alpha",
-      "mor_capacity", "mor_aux_loss", "mor_balance_loss", "mor_z_loss", "mor_kv_sharing", "mor_aux_router"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    check(known.count(it.key()) > 0, "config: unknown key \"" + it.key() + "\"; valid keys are vocab_size, d_model, "
-                                     "n_heads, n_kv_heads, d_ff, n_layers, max_seq_len, tied_embeddings, rope_theta, "
-                                     "norm_eps, sharing, n_recursions, prelude, loop_block, loop_count, coda, input_injection, "
-                                     "loop_reg_k, loop_reg_lambda and the mor_* keys (README)");
+  check_known_keys(j, model_config_keys(), "config");
   ModelConfig c;
-  auto get_int = [&](const char* key, int& out) {
-    if (!j.contains(key)) return;
-    check(j[key].is_number_integer(), std::string("config: \"") + key + "\" must be an integer, got " + j[key].dump());
-    out = j[key].get<int>();
-  };
-  auto get_float = [&](const char* key, float& out) {
-    if (!j.contains(key)) return;
-    check(j[key].is_number(), std::string("config: \"") + key + "\" must be a number, got " + j[key].dump());
-    out = j[key].get<float>();
-  };
-  auto get_bool = [&](const char* key, bool& out) {
-    if (!j.contains(key)) return;
-    check(j[key].is_boolean(), std::string("config: \"") + key + "\" must be true or false");
-    out = j[key].get<bool>();
-  };
-  // A string key naming one of `names`; returns its index, or -1 when absent.
-  auto get_choice = [&](const char* key, std::vector<std::string> names) -> int {
-    if (!j.contains(key)) return -1;
-    std::string all;
-    for (auto& n : names) all += (all.empty() ? "" : ", ") + n;
-    check(j[key].is_string(), std::string("config: \"") + key + "\" must be one of " + all);
-    std::string v = j[key].get<std::string>();
-    for (size_t i = 0; i < names.size(); i++)
-      if (v == names[i]) return (int)i;
-    throw Error(std::string("config: unknown ") + key + " \"" + v + "\"; use one of " + all);
-  };
-  get_int("vocab_size", c.vocab_size);
-  get_int("d_model", c.d_model);
-  get_int("n_heads", c.n_heads);
-  c.n_kv_heads = c.n_heads;
-  get_int("n_kv_heads", c.n_kv_heads);
-  get_int("d_ff", c.d_ff);
-  get_int("n_layers", c.n_layers);
-  get_int("max_seq_len", c.max_seq_len);
-  get_bool("tied_embeddings", c.tied_embeddings);
-  get_float("rope_theta", c.rope_theta);
-  get_float("norm_eps", c.norm_eps);
-  if (int v = get_choice("sharing", {"none", "cycle", "sequence", "middle_cycle", "middle_sequence"}); v >= 0)
-    c.sharing = (Sharing)v;
-  get_int("n_recursions", c.n_recursions);
-  get_int("prelude", c.prelude);
-  get_int("loop_block", c.loop_block);
-  get_int("loop_count", c.loop_count);
-  get_int("coda", c.coda);
-  if (int v = get_choice("input_injection", {"none", "add", "concat"}); v >= 0) c.input_injection = (InputInjection)v;
-  get_int("loop_reg_k", c.loop_reg_k);
-  get_float("loop_reg_lambda", c.loop_reg_lambda);
-  if (int v = get_choice("mor_routing", {"none", "expert", "token"}); v >= 0) c.mor_routing = (MorRouting)v;
-  if (int v = get_choice("mor_gate", {"sigmoid", "tanh"}); v >= 0) c.mor_gate = (MorGate)v;
-  if (int v = get_choice("mor_router", {"linear", "mlp"}); v >= 0) c.mor_router = (MorRouter)v;
-  get_float("mor_alpha", c.mor_alpha);
-  get_float("mor_aux_loss", c.mor_aux_loss);
-  get_float("mor_balance_loss", c.mor_balance_loss);
-  get_float("mor_z_loss", c.mor_z_loss);
-  if (j.contains("mor_capacity")) {
-    check(j["mor_capacity"].is_array(), "config: \"mor_capacity\" must be a list of numbers, e.g. [1, 0.67, 0.33]");
-    for (const auto& v : j["mor_capacity"]) {
-      check(v.is_number(), "config: \"mor_capacity\" must be a list of numbers");
-      c.mor_capacity.push_back(v.get<float>());
-    }
-  }
-  get_bool("mor_kv_sharing", c.mor_kv_sharing);
-  get_bool("mor_aux_router", c.mor_aux_router);
+  read_keys(c, j, model_config_keys(), "config");
+  if (!j.contains("n_kv_heads")) c.n_kv_heads = c.n_heads;  // multi-head attention unless asked otherwise
   c.validate();
   return c;
 }
@@ -249,26 +223,9 @@ ModelConfig model_config_from_file(const std::string& path) {
 }
 
 std::string model_config_to_json(const ModelConfig& c) {
-  json j = {{"vocab_size", c.vocab_size}, {"d_model", c.d_model},         {"n_heads", c.n_heads},
-            {"n_kv_heads", c.n_kv_heads}, {"d_ff", c.d_ff},               {"n_layers", c.n_layers},
-            {"max_seq_len", c.max_seq_len}, {"tied_embeddings", c.tied_embeddings}, {"rope_theta", c.rope_theta},
-            {"norm_eps", c.norm_eps},     {"sharing", sharing_name(c.sharing)}, {"n_recursions", c.n_recursions},
-            {"prelude", c.prelude},       {"loop_block", c.loop_block},   {"loop_count", c.loop_count},
-            {"coda", c.coda},             {"input_injection", injection_name(c.input_injection)},
-            {"loop_reg_k", c.loop_reg_k}, {"loop_reg_lambda", c.loop_reg_lambda}};
-  if (c.mor()) {
-    const char* routing[] = {"none", "expert", "token"};
-    j["mor_routing"] = routing[(int)c.mor_routing];
-    j["mor_gate"] = c.mor_gate == MorGate::sigmoid ? "sigmoid" : "tanh";
-    j["mor_router"] = c.mor_router == MorRouter::linear ? "linear" : "mlp";
-    j["mor_alpha"] = c.mor_alpha;
-    j["mor_capacity"] = c.mor_capacity;
-    j["mor_aux_loss"] = c.mor_aux_loss;
-    j["mor_balance_loss"] = c.mor_balance_loss;
-    j["mor_z_loss"] = c.mor_z_loss;
-    j["mor_kv_sharing"] = c.mor_kv_sharing;
-    j["mor_aux_router"] = c.mor_aux_router;
-  }
+  // The mor_* keys only when routing is on, so configs of models without MoR read as they always did.
+  json j = write_keys<ModelConfig>(c, model_config_keys(),
+                                   [&](const ConfigKey<ModelConfig>& key) { return c.mor() || !is_mor_key(key.name); });
   shorten_float32_numbers(j);
   return j.dump(2);
 }

@@ -1,9 +1,11 @@
-// Training settings: validation with helpful messages and the JSON form stored in checkpoints.
+// Training settings: the table of their keys (JSON form stored in checkpoints, CLI flags), and validation with
+// helpful messages.
 #include <nlohmann/json.hpp>
 
+#include "core/config_keys.h"
+#include "core/json_floats.h"
 #include "recur/error.h"
 #include "recur/train.h"
-#include "../io/json_floats.h"
 
 namespace recur {
 
@@ -32,22 +34,54 @@ void TrainConfig::validate() const {
         "train: loop_count_min/max must both be 0 (off) or 1 <= loop_count_min <= loop_count_max");
 }
 
+// Keys a train_state.json has held since the first one are required; the later ones default when absent, so
+// older checkpoints still resume.
+const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
+  using C = TrainConfig;
+  auto always = [](ConfigKey<C> key) {
+    key.required = true;
+    return key;
+  };
+  static const std::vector<ConfigKey<C>> keys = {
+      always(config_key("batch_size", &C::batch_size, "sequences per micro-batch")),
+      always(config_key("seq_len", &C::seq_len, "tokens per sequence")),
+      always(config_key("steps", &C::steps, "optimizer steps in total")),
+      always(config_key("grad_accum", &C::grad_accum, "micro-batches per optimizer step")),
+      always(config_key("schedule", &C::schedule, "lr schedule after warm-up: cosine | wsd | constant")),
+      always(config_key("lr", &C::lr, "peak learning rate")),
+      always(config_key("warmup_steps", &C::warmup_steps, "linear warm-up steps")),
+      always(config_key("min_lr_ratio", &C::min_lr_ratio, "final lr as a fraction of --lr")),
+      always(config_key("decay_frac", &C::decay_frac, "wsd: fraction of steps in the final linear decay")),
+      always(config_key("weight_decay", &C::weight_decay, "AdamW decoupled weight decay (2-D weights only)")),
+      always(config_key("beta1", &C::beta1, "AdamW beta1")),
+      always(config_key("beta2", &C::beta2, "AdamW beta2")),
+      always(config_key("eps", &C::eps, "AdamW epsilon")),
+      always(config_key("grad_clip", &C::grad_clip, "global grad-norm clip (0: off)")),
+      always(config_key("seed", &C::seed, "seed for initialization and data windows")),
+      always(config_key("eval_every", &C::eval_every, "validate every N steps (0: at the end)")),
+      always(config_key("eval_batches", &C::eval_batches, "validation batches")),
+      always(config_key("save_every", &C::save_every, "checkpoint every N steps (0: at the end)")),
+      always(config_key("log_every", &C::log_every, "progress line every N steps")),
+      config_key("loop_count_min", &C::loop_count_min,
+                 "looped models: sample each step's loop count from [min, max] (0: off)"),
+      config_key("loop_count_max", &C::loop_count_max, "upper end of the sampled loop count"),
+      config_key("mor_capacity_warmup_steps", &C::mor_capacity_warmup_steps,
+                 "MoR: cosine warm-up of capacities from 1 to target (0: off)"),
+      config_key("mor_balance_warmup_steps", &C::mor_balance_warmup_steps,
+                 "MoR: linear warm-up of the balancing loss (0: off)"),
+      config_key("mor_bias_rate", &C::mor_bias_rate,
+                 "MoR token choice: loss-free balancing bias step (1e-3 is typical; 0: off)"),
+  };
+  return keys;
+}
+
 std::string train_config_to_json(const TrainConfig& c) {
-  json j = {{"batch_size", c.batch_size}, {"seq_len", c.seq_len},     {"steps", c.steps},
-            {"grad_accum", c.grad_accum}, {"schedule", c.schedule},   {"lr", c.lr},
-            {"warmup_steps", c.warmup_steps}, {"min_lr_ratio", c.min_lr_ratio}, {"decay_frac", c.decay_frac},
-            {"weight_decay", c.weight_decay}, {"beta1", c.beta1},     {"beta2", c.beta2},
-            {"eps", c.eps},               {"grad_clip", c.grad_clip}, {"seed", c.seed},
-            {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches}, {"save_every", c.save_every},
-            {"log_every", c.log_every},   {"loop_count_min", c.loop_count_min}, {"loop_count_max", c.loop_count_max},
-            {"mor_capacity_warmup_steps", c.mor_capacity_warmup_steps},
-            {"mor_balance_warmup_steps", c.mor_balance_warmup_steps}, {"mor_bias_rate", c.mor_bias_rate}};
+  json j = write_keys(c, train_config_keys());
   shorten_float32_numbers(j);
   return j.dump(2);
 }
 
 TrainConfig train_config_from_json(const std::string& text) {
-  TrainConfig c;
   json j;
   try {
     j = json::parse(text);
@@ -55,34 +89,8 @@ TrainConfig train_config_from_json(const std::string& text) {
     throw Error(std::string("train state: not valid JSON (") + e.what() + ")");
   }
   check(j.is_object(), "train state: expected a JSON object");
-  try {
-    c.batch_size = j.at("batch_size").get<int>();
-    c.seq_len = j.at("seq_len").get<int>();
-    c.steps = j.at("steps").get<int64_t>();
-    c.grad_accum = j.at("grad_accum").get<int>();
-    c.schedule = j.at("schedule").get<std::string>();
-    c.lr = j.at("lr").get<float>();
-    c.warmup_steps = j.at("warmup_steps").get<int64_t>();
-    c.min_lr_ratio = j.at("min_lr_ratio").get<float>();
-    c.decay_frac = j.at("decay_frac").get<float>();
-    c.weight_decay = j.at("weight_decay").get<float>();
-    c.beta1 = j.at("beta1").get<float>();
-    c.beta2 = j.at("beta2").get<float>();
-    c.eps = j.at("eps").get<float>();
-    c.grad_clip = j.at("grad_clip").get<float>();
-    c.seed = j.at("seed").get<uint64_t>();
-    c.eval_every = j.at("eval_every").get<int64_t>();
-    c.eval_batches = j.at("eval_batches").get<int>();
-    c.save_every = j.at("save_every").get<int64_t>();
-    c.log_every = j.at("log_every").get<int64_t>();
-    c.loop_count_min = j.value("loop_count_min", 0);
-    c.loop_count_max = j.value("loop_count_max", 0);
-    c.mor_capacity_warmup_steps = j.value("mor_capacity_warmup_steps", (int64_t)0);
-    c.mor_balance_warmup_steps = j.value("mor_balance_warmup_steps", (int64_t)0);
-    c.mor_bias_rate = j.value("mor_bias_rate", 0.0f);
-  } catch (const json::exception& e) {
-    throw Error(std::string("train state: missing or mistyped setting (") + e.what() + ")");
-  }
+  TrainConfig c;
+  read_keys(c, j, train_config_keys(), "train state");
   c.validate();
   return c;
 }

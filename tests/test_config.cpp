@@ -1,0 +1,231 @@
+// The config tables: every model and training key is in its table, survives the JSON round trip, is listed by
+// the unknown-key error, is a CLI flag, and (model keys) matches the PyTorch reference's CONFIG_DEFAULTS.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include "cli.h"
+#include "core/config_keys.h"
+#include "recur/config.h"
+#include "recur/error.h"
+#include "recur/train.h"
+#include "test_util.h"
+
+using namespace recur;
+using nlohmann::json;
+
+namespace {
+
+// The message of the recur::Error that fn throws ("" and a test failure when it throws none).
+template <class F>
+std::string error_message(F fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a recur::Error";
+  return "";
+}
+
+// Valid model configs that together set every key to a value other than its default: MoR (so the mor_* keys
+// are written), middle looping with input injection, and the looping regularizer.
+std::vector<ModelConfig> non_default_model_configs() {
+  ModelConfig mor;
+  mor.vocab_size = 300, mor.d_model = 64, mor.n_heads = 8, mor.n_kv_heads = 2, mor.d_ff = 100, mor.n_layers = 6;
+  mor.max_seq_len = 32, mor.tied_embeddings = false, mor.rope_theta = 500.0f, mor.norm_eps = 1e-6f;
+  mor.sharing = Sharing::cycle, mor.n_recursions = 3;
+  mor.mor_routing = MorRouting::expert, mor.mor_router = MorRouter::mlp, mor.mor_gate = MorGate::tanh;
+  mor.mor_alpha = 0.25f, mor.mor_capacity = {1.0f, 0.5f, 0.25f}, mor.mor_aux_loss = 0.002f;
+  mor.mor_balance_loss = 0.3f, mor.mor_z_loss = 1e-4f, mor.mor_kv_sharing = true, mor.mor_aux_router = true;
+  ModelConfig looped;
+  looped.n_layers = 6, looped.prelude = 1, looped.loop_block = 2, looped.loop_count = 2, looped.coda = 1;
+  looped.input_injection = InputInjection::concat;
+  ModelConfig regularized;
+  regularized.loop_reg_k = 2, regularized.loop_reg_lambda = 0.5f;
+  return {mor, looped, regularized};
+}
+
+TrainConfig non_default_train_config() {
+  TrainConfig t;
+  t.batch_size = 3, t.seq_len = 17, t.steps = 77, t.grad_accum = 2, t.schedule = "wsd", t.lr = 2e-3f;
+  t.warmup_steps = 7, t.min_lr_ratio = 0.25f, t.decay_frac = 0.3f, t.weight_decay = 0.05f, t.beta1 = 0.8f;
+  t.beta2 = 0.9f, t.eps = 1e-7f, t.grad_clip = 0.5f, t.seed = 99, t.eval_every = 11, t.eval_batches = 3;
+  t.save_every = 13, t.log_every = 5, t.loop_count_min = 1, t.loop_count_max = 3;
+  t.mor_capacity_warmup_steps = 4, t.mor_balance_warmup_steps = 6, t.mor_bias_rate = 2e-3f;
+  return t;
+}
+
+// Each key has a non-default value in at least one of `configs`, so a test over them covers every key.
+template <class Config>
+void expect_every_key_non_default(const std::vector<ConfigKey<Config>>& keys, const std::vector<Config>& configs) {
+  for (const auto& key : keys) {
+    bool differs = false;
+    for (const Config& c : configs) differs = differs || key.write(c) != key.write(Config{});
+    EXPECT_TRUE(differs) << key.name << " has its default value in every test config";
+  }
+}
+
+// The command line that sets every key of the table to its value in `config` (an empty list, which no flag
+// can say, is the default and left out).
+template <class Config>
+std::vector<std::string> flags_for(const std::vector<ConfigKey<Config>>& keys, const Config& config) {
+  std::vector<std::string> args;
+  for (const auto& key : keys) {
+    json value = key.write(config);
+    if (key.is_list() && value.empty()) continue;
+    args.push_back("--" + key.name);
+    if (key.is_list())
+      for (const json& item : value) args.push_back(value_text(item));
+    else
+      args.push_back(value_text(value));
+  }
+  return args;
+}
+
+void parse(CLI::App& app, std::vector<std::string> args) {
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+  app.parse(args);
+}
+
+// reference/model.py's CONFIG_DEFAULTS as JSON, read without importing torch.
+json reference_config_defaults() {
+  std::string command =
+      "python3 -c 'import ast, json, sys\n"
+      "tree = ast.parse(open(sys.argv[1]).read())\n"
+      "node = [a for a in tree.body if isinstance(a, ast.Assign) and getattr(a.targets[0], \"id\", \"\") == "
+      "\"CONFIG_DEFAULTS\"][0]\n"
+      "print(json.dumps({k.arg: ast.literal_eval(k.value) for k in node.value.keywords}))' " RECUR_SOURCE_DIR
+      "/reference/model.py";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (pipe && fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  EXPECT_TRUE(pipe && pclose(pipe) == 0) << command;
+  return json::parse(out);
+}
+
+}  // namespace
+
+TEST(ConfigTable, ModelKeysMatchTheReference) {
+  json reference = reference_config_defaults();
+  std::set<std::string> reference_keys, table_keys;
+  for (const auto& item : reference.items()) reference_keys.insert(item.key());
+  for (const auto& key : model_config_keys()) table_keys.insert(key.name);
+  EXPECT_EQ(table_keys, reference_keys);
+  for (const auto& key : model_config_keys()) {
+    if (!reference.contains(key.name)) continue;
+    json ours = key.write(ModelConfig{}), theirs = reference[key.name];
+    if (theirs.is_null())  // None: the rule a default-constructed (empty) list stands for
+      EXPECT_EQ(ours, json::array()) << key.name;
+    else if (theirs.is_number())
+      EXPECT_NEAR(ours.get<double>(), theirs.get<double>(), 1e-6 * std::max(1.0, std::fabs(theirs.get<double>())))
+          << key.name;
+    else
+      EXPECT_EQ(ours, theirs) << key.name;
+  }
+}
+
+TEST(ConfigTable, EveryModelKeySurvivesTheJsonRoundTrip) {
+  std::vector<ModelConfig> configs = non_default_model_configs();
+  expect_every_key_non_default(model_config_keys(), configs);
+  for (const ModelConfig& c : configs) {
+    std::string text = model_config_to_json(c);
+    ModelConfig back = model_config_from_json(text);
+    EXPECT_EQ(model_config_to_json(back), text);
+    for (const auto& key : model_config_keys()) EXPECT_EQ(key.write(back), key.write(c)) << key.name;
+  }
+  // mor_* keys are written only for MoR models
+  EXPECT_NE(model_config_to_json(configs[0]).find("\"mor_aux_router\": true"), std::string::npos);
+  EXPECT_EQ(model_config_to_json(ModelConfig{}).find("mor_"), std::string::npos);
+}
+
+TEST(ConfigTable, UnknownKeyErrorListsEveryKey) {
+  std::string message = error_message([] { model_config_from_json(R"({"d_model": 64, "widht": 3})"); });
+  EXPECT_NE(message.find("unknown key \"widht\""), std::string::npos) << message;
+  for (const auto& key : model_config_keys()) EXPECT_NE(message.find(key.name), std::string::npos) << key.name;
+}
+
+TEST(ConfigTable, WrongTypesNameTheKey) {
+  auto expect = [](const std::string& text, const std::string& fragment) {
+    std::string message = error_message([&] { model_config_from_json(text); });
+    EXPECT_NE(message.find(fragment), std::string::npos) << message;
+  };
+  expect(R"({"n_layers": 2.5})", "\"n_layers\" must be an integer");
+  expect(R"({"rope_theta": "big"})", "\"rope_theta\" must be a number");
+  expect(R"({"tied_embeddings": 1})", "\"tied_embeddings\" must be true or false");
+  expect(R"({"sharing": 2})", "\"sharing\" must be one of none, cycle");
+  expect(R"({"mor_router": "deep"})", "unknown mor_router \"deep\"; use one of linear, mlp");
+  expect(R"({"mor_capacity": 0.5})", "\"mor_capacity\" must be a list of numbers");
+  json train = json::parse(train_config_to_json(TrainConfig{}));
+  train["seed"] = -1;
+  std::string message = error_message([&] { train_config_from_json(train.dump()); });
+  EXPECT_NE(message.find("\"seed\" must be a non-negative integer"), std::string::npos) << message;
+}
+
+TEST(ConfigTable, EveryModelKeyIsAFlag) {
+  for (const ModelConfig& c : non_default_model_configs()) {
+    CLI::App app;
+    cli::ModelFlags flags;
+    flags.add(&app);
+    parse(app, flags_for(model_config_keys(), c));
+    EXPECT_EQ(model_config_to_json(flags.resolve()), model_config_to_json(c));
+  }
+  CLI::App app;
+  cli::ModelFlags flags;
+  flags.add(&app);
+  for (const auto& key : model_config_keys())
+    EXPECT_NE(app.get_option("--" + key.name)->get_description().find("[default: " + key.default_text() + "]"),
+              std::string::npos)
+        << key.name;
+}
+
+TEST(ConfigTable, ModelFlagsOverrideAConfigFile) {
+  std::string dir = temp_dir("config_flags");
+  std::ofstream(dir + "/model.json") << R"({"d_model": 64, "n_heads": 4, "n_kv_heads": 2, "n_layers": 3})";
+  auto resolve = [&](std::vector<std::string> args) {
+    CLI::App app;
+    cli::ModelFlags flags;
+    flags.add(&app);
+    args.insert(args.begin(), {"--config", dir + "/model.json"});
+    parse(app, args);
+    return flags.resolve();
+  };
+  ModelConfig kept = resolve({"--d_model", "128"});
+  EXPECT_EQ(kept.d_model, 128);
+  EXPECT_EQ(kept.n_kv_heads, 2);
+  EXPECT_EQ(kept.n_layers, 3);
+  EXPECT_EQ(resolve({"--n_heads", "8"}).n_kv_heads, 8);  // n_kv_heads follows a given n_heads
+  EXPECT_EQ(resolve({"--n_heads", "8", "--n_kv_heads", "4"}).n_kv_heads, 4);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigTable, EveryTrainKeySurvivesJsonAndIsAFlag) {
+  TrainConfig t = non_default_train_config();
+  expect_every_key_non_default(train_config_keys(), {t});
+  std::string text = train_config_to_json(t);
+  EXPECT_EQ(train_config_to_json(train_config_from_json(text)), text);
+  TrainConfig parsed;
+  CLI::App app;
+  cli::add_train_flags(&app, parsed);
+  parse(app, flags_for(train_config_keys(), t));
+  EXPECT_EQ(train_config_to_json(parsed), text);
+}
+
+TEST(ConfigTable, OlderTrainStatesStillRead) {
+  json state = json::parse(train_config_to_json(non_default_train_config()));
+  for (const char* later :
+       {"loop_count_min", "loop_count_max", "mor_capacity_warmup_steps", "mor_balance_warmup_steps", "mor_bias_rate"})
+    state.erase(later);
+  TrainConfig old = train_config_from_json(state.dump());
+  EXPECT_EQ(old.batch_size, 3);
+  EXPECT_EQ(old.loop_count_max, 0);
+  EXPECT_EQ(old.mor_bias_rate, 0.0f);
+  state.erase("batch_size");
+  std::string message = error_message([&] { train_config_from_json(state.dump()); });
+  EXPECT_NE(message.find("missing setting \"batch_size\""), std::string::npos) << message;
+}

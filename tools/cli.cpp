@@ -1,0 +1,124 @@
+// tools/cli.cpp: the flags the `recur` subcommands share. Model and training flags come from the config tables
+// (model_config_keys, train_config_keys), so every config key is a flag named like the key, with its default.
+#include "cli.h"
+
+#include <type_traits>
+
+#include "core/config_keys.h"
+#include "recur/error.h"
+#include "recur/rng.h"
+
+namespace recur::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// The type a key's value has on the command line: the field's own type, or the value's name for an enum.
+template <class Config, class Field>
+struct FlagValue {
+  using type = std::string;
+};
+template <class Config, class T>
+struct FlagValue<Config, T Config::*> {
+  using type = T;
+};
+
+// Adds --<key> with `help` [and `default_text`]; when given, its value reaches `on_value` as JSON. A recur::Error
+// from `on_value` becomes a CLI11 validation error, so it is reported like any other bad flag value.
+template <class Config>
+CLI::Option* add_key_flag(CLI::App* app, const ConfigKey<Config>& key, const std::string& help,
+                          std::function<void(const json&)> on_value) {
+  std::string flag = "--" + key.name;
+  return std::visit(
+      [&](const auto& member) {
+        using Value = typename FlagValue<Config, std::decay_t<decltype(member)>>::type;
+        auto callback = [flag, on_value](const Value& value) {
+          try {
+            on_value(json(value));
+          } catch (const Error& e) {
+            throw CLI::ValidationError(flag, e.what());
+          }
+        };
+        return app->template add_option_function<Value>(flag, callback, help);
+      },
+      key.field);
+}
+
+}  // namespace
+
+void ModelFlags::add(CLI::App* app) {
+  app->add_option("--config", config_path, "model config JSON; the flags below override its keys");
+  for (const auto& key : model_config_keys())
+    add_key_flag(app, key, key.help + " [default: " + key.default_text() + "]",
+                 [this, name = key.name](const json& value) { given[name] = value; });
+}
+
+ModelConfig ModelFlags::resolve() const {
+  json j =
+      config_path.empty() ? json::object() : json::parse(model_config_to_json(model_config_from_file(config_path)));
+  if (!config_path.empty() && given.contains("n_heads") && !given.contains("n_kv_heads")) j.erase("n_kv_heads");
+  for (const auto& item : given.items()) j[item.key()] = item.value();
+  return model_config_from_json(j.dump());
+}
+
+void add_train_flags(CLI::App* app, TrainConfig& config) {
+  for (const auto& key : train_config_keys())
+    add_key_flag(app, key, key.help, [&config, &key](const json& value) {
+      key.read(config, value, "train");
+    })->default_str(value_text(key.write(config)));
+}
+
+void add_sampling_flags(CLI::App* app, SampleOptions& options) {
+  app->add_option("--temperature", options.temperature, "softmax temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top_k", options.top_k, "sample among the k most likely (0: all)")->capture_default_str();
+  app->add_option("--seed", options.seed, "sampling seed")->capture_default_str();
+}
+
+void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed) {
+  app->add_option("--task", task, "addition | phop | igsm | primitives | group")->capture_default_str();
+  app->add_option("--task_options", task_options, "task options as JSON (docs/tasks.md)")->capture_default_str();
+  app->add_option("--task_seed", task_seed, "seed of the task's data generator")->capture_default_str();
+}
+
+json parse_task_options(const std::string& text, const std::string& command) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& err) {
+    throw Error(command + ": --task_options is not valid JSON (" + err.what() + ")");
+  }
+}
+
+std::vector<int32_t> bytes_to_tokens(const std::string& text) {
+  std::vector<int32_t> tokens;
+  for (char c : text) tokens.push_back((int32_t)(uint8_t)c);
+  return tokens;
+}
+
+std::string tokens_to_text(const std::vector<int32_t>& tokens) {
+  std::string text;
+  for (int32_t t : tokens) text += (char)(uint8_t)t;
+  return text;
+}
+
+std::vector<double> time_train_steps(Model& model, TrainPass& pass, int batch_size, int seq_len, int warmup, int steps) {
+  TrainConfig tc;
+  tc.batch_size = batch_size;
+  tc.seq_len = seq_len;
+  tc.lr = 3e-4f;
+  tc.warmup_steps = 0;
+  tc.steps = warmup + steps;
+  AdamW opt;
+  opt.init(model.n_params());
+  std::vector<uint8_t> text(1 << 20);
+  Rng rng(7);
+  for (auto& b : text) b = (uint8_t)rng.uniform(256);
+  std::vector<double> seconds;
+  for (int s = 0; s < warmup + steps; s++) {
+    StepMetrics m = train_step(model, pass, opt, tc, text_batches(text, tc));
+    if (s >= warmup) seconds.push_back(m.elapsed_s);
+  }
+  return seconds;
+}
+
+}  // namespace recur::cli

@@ -1,0 +1,39 @@
+// tools/sample.cpp: `recur sample`: continues a text prompt with a trained byte-level model from a checkpoint.
+#include <cstdio>
+
+#include "cli.h"
+#include "recur/checkpoint.h"
+#include "recur/model.h"
+#include "recur/sample.h"
+
+namespace recur::cli {
+
+namespace {
+
+struct SampleCommandOptions {
+  std::string checkpoint, prompt = "And God said";
+  SampleOptions sampling;
+};
+
+void add_flags(CLI::App* app, SampleCommandOptions& o) {
+  app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  app->add_option("--prompt", o.prompt, "text to continue")->capture_default_str();
+  app->add_option("--max_new_tokens", o.sampling.max_new_tokens, "bytes to generate")->capture_default_str();
+  add_sampling_flags(app, o.sampling);
+}
+
+int run_sample(const SampleCommandOptions& o) {
+  Model model = checkpoint_load_model(o.checkpoint);
+  std::vector<int32_t> out = generate(model, bytes_to_tokens(o.prompt), o.sampling);
+  std::printf("%s%s\n", o.prompt.c_str(), tokens_to_text(out).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_sample_command(CLI::App& parent) {
+  return make_command<SampleCommandOptions>(parent, "sample", "continue a prompt with a trained model", add_flags,
+                                            run_sample);
+}
+
+}  // namespace recur::cli
