@@ -1,4 +1,4 @@
-# reference/model.py: the PyTorch oracle for recur's model (SPEC §1-3), written for clarity, not speed.
+# reference/model.py: the PyTorch oracle for recur's model (docs/design.md, "The model"), written for clarity, not speed.
 # Llama-style decoder with parameter sharing (cycle, sequence, middle-*), middle looping with optional input
 # injection, the looping-inspired regularizer and Mixture-of-Recursions (expert- or token-choice routing, optional
 # recursive KV sharing, optional auxiliary router); parameter names follow HF Llama so fixtures written from here (make_parity.py) are read by
@@ -17,7 +17,7 @@ CONFIG_DEFAULTS = dict(
     tied_embeddings=True, rope_theta=10000.0, norm_eps=1e-5,
     sharing="none", n_recursions=1, prelude=0, loop_block=0, loop_count=1, coda=0,
     input_injection="none", loop_reg_k=0, loop_reg_lambda=0.0,
-    # Mixture-of-Recursions (SPEC §3); mor_capacity None means c_r = (N_r - r) / N_r
+    # Mixture-of-Recursions (docs/design.md, "Mixture-of-Recursions"); mor_capacity None means c_r = (N_r - r) / N_r
     mor_routing="none", mor_router="linear", mor_gate="sigmoid", mor_alpha=0.1, mor_capacity=None,
     mor_aux_loss=1e-3, mor_balance_loss=0.1, mor_z_loss=1e-5, mor_kv_sharing=False,
     # expert-choice only: the BCE auxiliary loss trains a second, linear router per step on detached h
@@ -28,7 +28,7 @@ INPUT_INJECTIONS = ("none", "add", "concat")
 MOR_ROUTINGS = ("none", "expert", "token")
 MOR_ROUTERS = ("linear", "mlp")
 MOR_GATES = ("sigmoid", "tanh")
-# parameter groups of the looping-inspired regularizer, in the order its mean is taken (SPEC §2)
+# parameter groups of the looping-inspired regularizer, in the order its mean is taken (docs/design.md, "Looping and sharing")
 LOOP_REG_GROUPS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm")
 
@@ -101,7 +101,7 @@ def load_config(path):
 
 
 def layer_schedule(cfg):
-    """Unique layer index used by each of the n_layers layer applications (SPEC §2)."""
+    """Unique layer index used by each of the n_layers layer applications (docs/design.md, "Looping and sharing")."""
     n, nr, sharing = cfg["n_layers"], cfg["n_recursions"], cfg["sharing"]
     if sharing not in SHARINGS:
         raise ValueError(f"sharing '{sharing}' unknown; use one of {SHARINGS}")
@@ -328,7 +328,7 @@ class Model(nn.Module):
         return logits, loss
 
     def mor_stack(self, h, cos, sin):
-        """Mixture-of-Recursions (SPEC §3): unique first layer (middle_cycle), the routed recursion stack, unique
+        """Mixture-of-Recursions (docs/design.md, "Mixture-of-Recursions"): unique first layer (middle_cycle), the routed recursion stack, unique
         last layer (middle_cycle). h (B, T, d) -> h (B, T, d) and stats: loss_aux, loss_z (scalars, coefficients
         applied), selected[r][b] (positions that ran step r in row b, increasing), depth (B, T) (last step a token
         ran, -1 if none), margin (smallest score gap behind any routing decision: a near-tie can flip with
@@ -455,7 +455,7 @@ def cross_entropy(logits, targets):
 
 
 def loop_regularizer(model):
-    """Looping-inspired regularizer (SPEC §2), a scalar tensor pulling layer l towards layer l+k (l < L-k):
+    """Looping-inspired regularizer (docs/design.md, "Looping and sharing"), a scalar tensor pulling layer l towards layer l+k (l < L-k):
     lambda * mean_G [1 - 1/(L-k) sum_{i=0}^{L/k-2} sum_{j<k} cos(theta_G^(ik+j), theta_G^((i+1)k+j))]."""
     k, lam, L = model.cfg["loop_reg_k"], model.cfg["loop_reg_lambda"], model.cfg["n_layers"]
     layers = model.model.layers

@@ -4,8 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# TODO(merge): remove once the tree is formatted
-export RECUR_SKIP_FORMAT_CHECK=1
 bash scripts/check_format.sh
 bash scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 900

@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <cmath>
 
-#include "test_util.h"
-#include "recur/error.h"
 #include "recur/decode.h"
+#include "recur/error.h"
 #include "recur/model.h"
 #include "recur/rng.h"
 #include "recur/sample.h"
 #include "recur/train_pass.h"
+#include "test_util.h"
 
 using namespace recur;
 
@@ -54,8 +54,10 @@ TEST(Decode, CachedLogitsEqualFullForward) {
     for (int t = 5; t < T; t++) {
       std::vector<DecodeChunk> chunks = {{&c0, s0.data() + t, 1}};
       int t1 = c1.length;
-      if (t == 7) chunks.push_back({&c1, s1.data(), 9});
-      else if (t > 7 && t1 < T) chunks.push_back({&c1, s1.data() + t1, 1});
+      if (t == 7)
+        chunks.push_back({&c1, s1.data(), 9});
+      else if (t > 7 && t1 < T)
+        chunks.push_back({&c1, s1.data() + t1, 1});
       decoder.forward(chunks, logits);
       EXPECT_LT(max_diff(logits.data(), full0.data() + (size_t)t * V, V), 1e-4) << kind << " t " << t;
       if (chunks.size() == 2) {

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <filesystem>
 
-#include "test_util.h"
 #include "recur/error.h"
 #include "recur/experiment.h"
 #include "recur/report.h"
+#include "test_util.h"
 
 using namespace recur;
 namespace fs = std::filesystem;
@@ -42,8 +42,8 @@ TEST(Experiment, TinyGridRunsAndResumes) {
   e.task_options = {{"length", 8}, {"p_train", {1, 2}}, {"p_test", {1, 2}}, {"dense", true}};
   e.base.d_model = 16, e.base.n_heads = 2, e.base.n_kv_heads = 2, e.base.d_ff = 32;
   e.models = {LoopSpec::parse("1x1"), LoopSpec::parse("1x2")};
-  e.train.steps = 6, e.train.warmup_steps = 2, e.train.batch_size = 4, e.train.eval_every = 0,
-  e.train.save_every = 3, e.train.log_every = 0;
+  e.train.steps = 6, e.train.warmup_steps = 2, e.train.batch_size = 4, e.train.eval_every = 0, e.train.save_every = 3,
+  e.train.log_every = 0;
   e.eval_examples = 16, e.eval_batch = 8;
   e.out_dir = temp_dir("experiment");
   ExperimentReport first = run_experiment(e, true);
@@ -97,10 +97,12 @@ TEST(Experiment, GapNeedsDeepAndShallowApartBeyondNoise) {
     return r;
   };
   // 0.30 vs 0.32 on 2048 examples each: 2 points apart, s.e. of the difference 1.4 points -> within noise
-  std::string close = report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.32, 2048), result("1x4", 0.31, 2048)});
+  std::string close =
+      report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.32, 2048), result("1x4", 0.31, 2048)});
   EXPECT_NE(close.find("%Gap undefined"), std::string::npos) << close;
   // 0.30 vs 0.60: a gap well beyond noise, (1x4) at 0.45 is half way
-  std::string apart = report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.60, 2048), result("1x4", 0.45, 2048)});
+  std::string apart =
+      report_markdown({result("1x1", 0.30, 2048), result("4x1", 0.60, 2048), result("1x4", 0.45, 2048)});
   EXPECT_NE(apart.find("(1x4) between (1x1) and (4x1): 50%"), std::string::npos) << apart;
 }
 

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "test_util.h"
 #include "recur/checkpoint.h"
 #include "recur/config.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
 #include "recur/train_checkpoint.h"
+#include "test_util.h"
 
 using namespace recur;
 namespace fs = std::filesystem;
@@ -130,10 +130,12 @@ TEST(SafeTensors, CorruptionIsReported) {
   std::vector<uint8_t> garbled = good;
   garbled[9] = '#';
   expect_error([&] { safetensors_parse(garbled, "f"); }, "not JSON");
-  expect_error([&] { safetensors_parse(header_with(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})"), "f"); },
-               "dtype F16");
-  expect_error([&] { safetensors_parse(header_with(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})"), "f"); },
-               "needs 12");
+  expect_error(
+      [&] { safetensors_parse(header_with(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})"), "f"); },
+      "dtype F16");
+  expect_error(
+      [&] { safetensors_parse(header_with(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})"), "f"); },
+      "needs 12");
   expect_error([&] { safetensors_parse(header_with(R"({"w":{"dtype":"F32","shape":[2]}})"), "f"); }, "lacks");
   expect_error(
       [&] {
@@ -142,8 +144,9 @@ TEST(SafeTensors, CorruptionIsReported) {
                           "f");
       },
       "overlap");
-  expect_error([&] { safetensors_parse(header_with(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})"), "f"); },
-               "invalid dimension");
+  expect_error(
+      [&] { safetensors_parse(header_with(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})"), "f"); },
+      "invalid dimension");
 }
 
 TEST(Checkpoint, RoundTripAndMismatch) {

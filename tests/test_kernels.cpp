@@ -34,8 +34,8 @@ double nmax_error(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Finite-difference check of d(Σ w·f(x))/dx against `analytic` at a sample of coordinates of x.
-void check_gradient(std::vector<float>& x, const std::vector<float>& analytic,
-                    const std::function<double()>& objective, const char* what, double tolerance = 2e-2) {
+void check_gradient(std::vector<float>& x, const std::vector<float>& analytic, const std::function<double()>& objective,
+                    const char* what, double tolerance = 2e-2) {
   Rng rng(99);
   double worst = 0, scale = 1e-6;
   for (int s = 0; s < 24; s++) {
@@ -59,7 +59,9 @@ double dot(const std::vector<float>& a, const std::vector<float>& b) {
   return s;
 }
 
-struct Shape2 { int N, C; };
+struct Shape2 {
+  int N, C;
+};
 const Shape2 kShapes[] = {{1, 1}, {3, 7}, {17, 33}, {64, 256}, {5, 1001}};
 
 TEST(Kernels, Embedding) {
@@ -106,7 +108,9 @@ TEST(Kernels, RMSNorm) {
 }
 
 TEST(Kernels, Linear) {
-  struct { int N, C, OC; } shapes[] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {128, 64, 96}};
+  struct {
+    int N, C, OC;
+  } shapes[] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {128, 64, 96}};
   for (auto s : shapes) {
     auto x = randn((size_t)s.N * s.C, 9), w = randn((size_t)s.OC * s.C, 10), dout = randn((size_t)s.N * s.OC, 11);
     std::vector<float> a((size_t)s.N * s.OC), b(a.size());

@@ -78,7 +78,8 @@ TEST(Model, RegularizerIsZeroForIdenticalBlocksAndPositiveOtherwise) {
       std::string prefix = "model.layers." + std::to_string(l) + ".";
       if (p.name.rfind(prefix, 0) != 0) continue;
       const ParamInfo& q = model.param("model.layers." + std::to_string(l + 2) + "." + p.name.substr(prefix.size()));
-      std::copy(model.params.begin() + p.offset, model.params.begin() + p.offset + p.numel, model.params.begin() + q.offset);
+      std::copy(model.params.begin() + p.offset, model.params.begin() + p.offset + p.numel,
+                model.params.begin() + q.offset);
     }
   }
   EXPECT_NEAR(loop_regularizer(model, nullptr), 0.0f, 1e-5);

@@ -2,10 +2,10 @@
 // returns (greedy), with requests joining as slots free up; bad requests are rejected by index.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 #include "recur/serve.h"
+#include "test_util.h"
 
 using namespace recur;
 

@@ -30,8 +30,15 @@ std::vector<TaskConfig> all_configs() {
       {"phop", nullptr},
       {"phop", {{"dense", true}, {"length", 32}, {"alphabet", 3}}},
       {"igsm", nullptr},
-      {"igsm", {{"order", "dependency"}, {"dense", true}, {"levels", 3}, {"entities", 3}, {"ops_train", {1, 2, 3}},
-                {"ops_test", {3}}, {"distractors", 1}, {"max_operands", 2}}},
+      {"igsm",
+       {{"order", "dependency"},
+        {"dense", true},
+        {"levels", 3},
+        {"entities", 3},
+        {"ops_train", {1, 2, 3}},
+        {"ops_test", {3}},
+        {"distractors", 1},
+        {"max_operands", 2}}},
       {"igsm", {{"names", "tokens"}, {"dense", true}, {"distractor_kind", "constants"}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
@@ -161,9 +168,8 @@ TEST(Tasks, SplitsAreDisjoint) {
 // change is intended, update the numbers (and say so: earlier results were on other data).
 TEST(Tasks, GoldenChecksums) {
   std::map<std::string, uint64_t> expected = {
-      {"addition", 13119689657442603041ull}, {"phop", 793762683139511321ull},
-      {"igsm", 5015313413273519222ull},      {"primitives", 14787047756411342898ull},
-      {"group", 13173599262108124079ull},
+      {"addition", 13119689657442603041ull},   {"phop", 793762683139511321ull},    {"igsm", 5015313413273519222ull},
+      {"primitives", 14787047756411342898ull}, {"group", 13173599262108124079ull},
   };
   for (const std::string& name : task_names()) {
     std::unique_ptr<Task> task = make_task(name, nullptr, 2024);
@@ -268,7 +274,7 @@ TEST(Phop, DenseTargetsFollowTheDefinition) {
         ASSERT_EQ(e.dense_targets[t], expected) << "position " << t;
       }
       EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);  // '=' predicts the answer
-      EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());              // the answer predicts end
+      EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());               // the answer predicts end
       EXPECT_EQ(e.dense_targets.back(), -1);
     }
   }
@@ -371,11 +377,11 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
     std::string order, names;
     bool operands;
   };
-  for (const Case& c : {Case{"shuffled", "pairs", false}, Case{"dependency", "tokens", true},
-                        Case{"shuffled", "pairs", true}}) {
+  for (const Case& c :
+       {Case{"shuffled", "pairs", false}, Case{"dependency", "tokens", true}, Case{"shuffled", "pairs", true}}) {
     SCOPED_TRACE(c.order + " " + c.names + (c.operands ? " with operands" : ""));
-    json options = {{"order", c.order}, {"dense", true}, {"distractors", 2}, {"names", c.names},
-                    {"dense_operands", c.operands}};
+    json options = {
+        {"order", c.order}, {"dense", true}, {"distractors", 2}, {"names", c.names}, {"dense_operands", c.operands}};
     auto task = make_task("igsm", options, 5);
     options.erase("dense");
     options.erase("dense_operands");
@@ -401,7 +407,7 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
         ASSERT_EQ(e.tokens, sparse->generate(Split::train, i, ops).tokens) << "dense must not change the data";
         ASSERT_EQ(e.dense_targets.size(), e.tokens.size());
         size_t start = 0, assign_at = 0;  // first token and ':=' of the current definition
-        bool in_expression = false;        // between ':=' and '.'
+        bool in_expression = false;       // between ':=' and '.'
         for (int t = 0; t < e.answer_begin - 1; t++) {
           int32_t expected = -1;
           if (e.tokens[t] == assign) {
@@ -420,7 +426,7 @@ TEST(Igsm, DenseTargetsAreTheValuesThePrefixDetermines) {
           if (e.tokens[t] == period) start = t + 1, in_expression = false;
         }
         EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);  // '?' predicts the answer
-        EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());              // the answer predicts end
+        EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());               // the answer predicts end
         EXPECT_EQ(e.dense_targets.back(), -1);
       }
     }
@@ -551,8 +557,10 @@ TEST(Tasks, AdditionLsbFirstAnswer) {
     // reading the digits backwards gives the sum
     long long sum = 0, operand = 0;
     for (int32_t t : prompt) {
-      if (t <= 9) operand = operand * 10 + t;
-      else sum += operand, operand = 0;
+      if (t <= 9)
+        operand = operand * 10 + t;
+      else
+        sum += operand, operand = 0;
     }
     long long written = 0;
     for (size_t k = answer.size() - 1; k-- > 0;) written = written * 10 + answer[k];

@@ -8,18 +8,17 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "test_util.h"
 #include "recur/checkpoint.h"
 #include "recur/data.h"
 #include "recur/error.h"
 #include "recur/sample.h"
 #include "recur/train.h"
+#include "test_util.h"
 
 using namespace recur;
 namespace fs = std::filesystem;
 
 namespace {
-
 
 std::string write_corpus(const std::string& dir) {
   std::string text;
@@ -72,7 +71,8 @@ TEST(Schedule, WarmupCosineWsd) {
 TEST(Data, WindowsAreSeededAndShifted) {
   std::vector<uint8_t> text(1000);
   for (size_t i = 0; i < text.size(); i++) text[i] = (uint8_t)(i * 7 % 251);
-  Batch a = sample_batch(text, 3, 16, 1, 5, 0), b = sample_batch(text, 3, 16, 1, 5, 0), c = sample_batch(text, 3, 16, 1, 6, 0);
+  Batch a = sample_batch(text, 3, 16, 1, 5, 0), b = sample_batch(text, 3, 16, 1, 5, 0),
+        c = sample_batch(text, 3, 16, 1, 6, 0);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_NE(a.tokens, c.tokens);
   for (int i = 0; i < 3 * 16; i++)
@@ -112,7 +112,7 @@ TEST(Train, LossFallsAndSampleRuns) {
   std::vector<double> losses = losses_in(o.out_dir + "/metrics.jsonl");
   ASSERT_EQ(losses.size(), 80u);
   EXPECT_GT(losses.front(), 5.0);  // about ln(256) at the start
-  EXPECT_LT(losses.back(), 3.0);  // the repeated verses are easy to learn
+  EXPECT_LT(losses.back(), 3.0);   // the repeated verses are easy to learn
   SampleOptions so;
   so.max_new_tokens = 20;
   std::vector<int32_t> prompt = {'A', 'n', 'd'};
@@ -145,9 +145,10 @@ TEST(Train, ResumeEqualsUninterrupted) {
   second.resume_from = first.out_dir;
   train_run(c, t, text_batches(corpus.train, t), text_validation(corpus.val, t), second);
 
-  std::vector<double> la = losses_in(whole.out_dir + "/metrics.jsonl"), lc = losses_in(first.out_dir + "/metrics.jsonl");
+  std::vector<double> la = losses_in(whole.out_dir + "/metrics.jsonl"),
+                      lc = losses_in(first.out_dir + "/metrics.jsonl");
   ASSERT_EQ(la.size(), 8u);
-  EXPECT_EQ(la, lc);            // bit-identical losses
+  EXPECT_EQ(la, lc);              // bit-identical losses
   EXPECT_EQ(a.params, c.params);  // and weights
   RunTotals whole_totals = read_run_totals(whole.out_dir), piece_totals = read_run_totals(first.out_dir);
   EXPECT_EQ(piece_totals.steps, 8);  // both segments, each step once

@@ -101,7 +101,8 @@ std::string tokens_to_text(const std::vector<int32_t>& tokens) {
   return text;
 }
 
-std::vector<double> time_train_steps(Model& model, TrainPass& pass, int batch_size, int seq_len, int warmup, int steps) {
+std::vector<double> time_train_steps(Model& model, TrainPass& pass, int batch_size, int seq_len, int warmup,
+                                     int steps) {
   TrainConfig tc;
   tc.batch_size = batch_size;
   tc.seq_len = seq_len;

@@ -36,10 +36,10 @@ struct RecursionToken {
   KVCache* cache = nullptr;
   int seq = 0;  // orders tokens: rows of one sequence are kept together, by position
   int32_t pos = 0;
-  int step = 0;         // the recursion step it runs next
-  int depth = 0;        // token choice: its last step (expert choice decides step by step)
-  float gate = 0;       // expert choice: the gate of the step it is about to run
-  bool routed = false;  // expert choice: the router of its next step has decided (it continues)
+  int step = 0;                     // the recursion step it runs next
+  int depth = 0;                    // token choice: its last step (expert choice decides step by step)
+  float gate = 0;                   // expert choice: the gate of the step it is about to run
+  bool routed = false;              // expert choice: the router of its next step has decided (it continues)
   std::vector<float> h, h1, probs;  // stream (d); token choice: stack input (d), router probabilities (N_r)
 };
 

@@ -26,11 +26,11 @@ void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const 
 // ---- linear (no bias): inp (N,C), weight (OC,C) -> out (N,OC) = inp · weightᵀ (out is overwritten)
 void linear_forward(float* out, const float* inp, const float* weight, int N, int C, int OC);
 // dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it.
-void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                     int N, int C, int OC);
+void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+                     int C, int OC);
 void linear_forward_ref(float* out, const float* inp, const float* weight, int N, int C, int OC);
-void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                         int N, int C, int OC);
+void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+                         int C, int OC);
 
 // ---- RoPE (rotate-half), in place on n_heads heads of head_dim per row; row r starts at x + r*stride.
 // Table of cos/sin for positions [0, max_pos): cos_sin[(p*half + i)*2 + {0,1}], half = head_dim/2.
@@ -87,10 +87,10 @@ void residual_backward_ref(float* da, float* db, const float* dout, size_t n);
 // ---- fused softmax cross-entropy: logits (N,V), targets (N; < 0 = ignored) -> losses (N),
 // and when dlogits is non-null, dlogits (N,V) = (softmax - onehot) * dloss (dlogits may alias logits).
 // Returns the sum of the losses over non-ignored rows.
-double cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int32_t* targets,
-                                      int N, int V, float dloss);
-double cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits,
-                                          const int32_t* targets, int N, int V, float dloss);
+double cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N,
+                                      int V, float dloss);
+double cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int32_t* targets,
+                                          int N, int V, float dloss);
 
 // ---- optimizer pieces over flat buffers
 // Sum of squares, accumulated in double in a fixed order (deterministic for a given thread count).
@@ -98,8 +98,8 @@ double sum_squares(const float* x, size_t n);
 double sum_squares_ref(const float* x, size_t n);
 void scale_inplace(float* x, size_t n, float s);
 // AdamW exactly as torch.optim.AdamW: p *= 1 - lr*wd; m,v moments; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
-void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int64_t step);
+void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int64_t step);
 void adamw_update_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                       float eps, float weight_decay, int64_t step);
 

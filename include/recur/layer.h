@@ -13,8 +13,8 @@ namespace recur {
 // A set of token rows that a layer runs on: n_seq sequences of rows, each row with its position.
 struct TokenLayout {
   int n_rows = 0;
-  std::vector<int32_t> seq_start;  // (n_seq+1)
-  std::vector<int32_t> pos;        // (n_rows)
+  std::vector<int32_t> seq_start;          // (n_seq+1)
+  std::vector<int32_t> pos;                // (n_rows)
   static TokenLayout dense(int B, int T);  // B sequences of T tokens at positions 0..T-1
   int n_seq() const { return (int)seq_start.size() - 1; }
 };
@@ -39,13 +39,13 @@ struct SharedKV {
   float* dqkv;                // gradient accumulator, same shape (backward only)
 };
 
-kernels::AttentionShape attention_shape(const ModelConfig& c, const TokenLayout& q_layout,
-                                        const TokenLayout& k_layout, int q_stride);
+kernels::AttentionShape attention_shape(const ModelConfig& c, const TokenLayout& q_layout, const TokenLayout& k_layout,
+                                        int q_stride);
 
 // x_in (N,d) -> a.qkv (N, [q | k | v]) after RMSNorm, the fused projection and RoPE; with queries_only just
 // (N, q): only the query rows of the fused weight are used.
-void layer_attention_inputs(const Model& m, int u, const TokenLayout& layout, const float* x_in,
-                            LayerActivations& a, bool queries_only);
+void layer_attention_inputs(const Model& m, int u, const TokenLayout& layout, const float* x_in, LayerActivations& a,
+                            bool queries_only);
 // a.att (N, heads·head_dim) -> x_out (N,d): mid = x_in + att·Woᵀ ; x_out = mid + MLP(RMSNorm(mid))
 void layer_output(const Model& m, int u, int N, const float* x_in, float* x_out, LayerActivations& a);
 // x_in (N,d) -> x_out (N,d) for unique layer u: mid = x + Attn(RMSNorm(x)) ; x_out = mid + MLP(RMSNorm(mid))

@@ -18,7 +18,7 @@ struct ParamInfo {
   std::vector<int64_t> shape;  // row-major
   size_t offset = 0;           // into the flat buffer
   size_t numel = 0;
-  bool decay = false;          // weight decay applies (2-D weights), not to norm weights
+  bool decay = false;  // weight decay applies (2-D weights), not to norm weights
 };
 
 // Offsets of one unique layer's tensors in the flat buffer. q,k,v are adjacent (one fused qkv matrix of
@@ -31,9 +31,9 @@ struct LayerOffsets {
 // for the MLP router fc1 (2d, d) and fc2 (1, 2d); an auxiliary router (1, d) per step with mor_aux_router.
 struct WeightOffsets {
   size_t embed = 0, final_norm = 0, lm_head = 0;
-  size_t adapter = 0;       // input injection "concat": W (d, 2d)
-  size_t token_router = 0;  // token choice: (N_r, d)
-  std::vector<LayerOffsets> layers;  // per unique layer
+  size_t adapter = 0;                                                // input injection "concat": W (d, 2d)
+  size_t token_router = 0;                                           // token choice: (N_r, d)
+  std::vector<LayerOffsets> layers;                                  // per unique layer
   std::vector<size_t> expert_router, expert_router_fc2, aux_router;  // per recursion step
 };
 

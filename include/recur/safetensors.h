@@ -16,8 +16,8 @@ struct TensorData {
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;  // numel * 4 bytes, little-endian
   size_t numel() const;
-  const float* f32() const;      // throws recur::Error when dtype is not F32
-  const int32_t* i32() const;    // throws recur::Error when dtype is not I32
+  const float* f32() const;    // throws recur::Error when dtype is not F32
+  const int32_t* i32() const;  // throws recur::Error when dtype is not I32
 };
 
 struct SafeTensors {

@@ -1,4 +1,4 @@
-// recur/task_train.h: training and evaluating models on the synthetic reasoning tasks (SPEC §4): batches of
+// recur/task_train.h: training and evaluating models on the synthetic reasoning tasks (docs/tasks.md): batches of
 // examples with the loss on the answer only (or dense per-position targets), and exact-match accuracy per
 // difficulty on the disjoint test split.
 #pragma once

@@ -19,8 +19,8 @@ int token_route(const Model& m, const float* h, float* p, double& lse);
 bool token_mix(int step, int depth, const float* p, const float* h1, const float* y, float* h, int d);
 // The backward of token_mix: dh (d) is the gradient of the mixed h; gives dy (d), and at the last step adds
 // dh into dh1 and <dh, y> into dp[depth].
-void token_mix_backward(int step, int depth, const float* p, const float* y, const float* dh, float* dy,
-                        float* dh1, float* dp, int d);
+void token_mix_backward(int step, int depth, const float* p, const float* y, const float* dh, float* dy, float* dh1,
+                        float* dp, int d);
 
 // Balancing loss Σ_i P_i f_i (P_i mean probability, f_i = N_r × fraction routed to i) and z-loss mean lse²
 // over N tokens; f is the routed fraction per depth.
@@ -28,8 +28,8 @@ struct TokenLosses {
   double balance = 0, z = 0;
   std::vector<double> fraction;  // per depth
 };
-TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse,
-                                const int32_t* depth, int N);
+TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse, const int32_t* depth,
+                                int N);
 // Backward of the router for N tokens: dp (N, N_r) holds the gradient of the probabilities from the mixes;
 // the balancing loss (scaled by balance_scale) and the z-loss are added, and the result flows through the
 // softmax into the router weight's gradient and dh1 (N,d).

@@ -17,7 +17,7 @@ struct TrainConfig {
   int batch_size = 16;
   int seq_len = 256;
   int64_t steps = 1000;
-  int grad_accum = 1;         // micro-batches per optimizer step
+  int grad_accum = 1;               // micro-batches per optimizer step
   std::string schedule = "cosine";  // cosine | wsd | constant (all after linear warm-up)
   float lr = 3e-3f;
   int64_t warmup_steps = 100;
@@ -25,11 +25,11 @@ struct TrainConfig {
   float decay_frac = 0.2f;    // wsd: linear decay over the last decay_frac of the steps
   float weight_decay = 0.1f;  // decoupled, on 2-D weights only
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-  float grad_clip = 1.0f;     // global grad-norm clip; 0 disables
+  float grad_clip = 1.0f;  // global grad-norm clip; 0 disables
   uint64_t seed = 1337;
-  int64_t eval_every = 100;   // validation every N steps (0: only at the end)
+  int64_t eval_every = 100;  // validation every N steps (0: only at the end)
   int eval_batches = 8;
-  int64_t save_every = 0;     // checkpoint every N steps (0: only at the end)
+  int64_t save_every = 0;  // checkpoint every N steps (0: only at the end)
   int64_t log_every = 10;
   // Looped models: draw the loop count of each step uniformly from [loop_count_min, loop_count_max]
   // (seeded by seed and step); 0 keeps the config's loop_count. Evaluation uses the config's loop_count.
@@ -90,9 +90,9 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
                        const BatchSource& batches);
 
 struct TrainOptions {
-  std::string out_dir;       // checkpoints and metrics.jsonl go here
-  std::string resume_from;   // a checkpoint (or an out_dir with one); empty: start fresh
-  int64_t stop_at = 0;       // stop (with a checkpoint) after this step, to train in pieces; 0: run to the end
+  std::string out_dir;      // checkpoints and metrics.jsonl go here
+  std::string resume_from;  // a checkpoint (or an out_dir with one); empty: start fresh
+  int64_t stop_at = 0;      // stop (with a checkpoint) after this step, to train in pieces; 0: run to the end
   bool quiet = false;
 };
 

@@ -14,13 +14,13 @@ namespace recur {
 
 // One recursion step of a Mixture-of-Recursions forward: what ran, on which tokens, and what backward needs.
 struct MorStep {
-  std::vector<int32_t> candidates;  // expert choice: rows that competed (ascending)
-  ExpertScores scores;              // expert choice: router logits per candidate
-  std::vector<char> chosen;         // expert choice: per candidate, whether it was selected
-  std::vector<float> h_candidates;  // (|candidates|, d) stream rows at the start of the step
-  std::vector<int32_t> selected;    // rows the block ran on (ascending)
-  std::vector<float> gate;          // expert choice: g per selected row
-  TokenLayout layout;               // the compacted sub-sequences of the selected rows
+  std::vector<int32_t> candidates;           // expert choice: rows that competed (ascending)
+  ExpertScores scores;                       // expert choice: router logits per candidate
+  std::vector<char> chosen;                  // expert choice: per candidate, whether it was selected
+  std::vector<float> h_candidates;           // (|candidates|, d) stream rows at the start of the step
+  std::vector<int32_t> selected;             // rows the block ran on (ascending)
+  std::vector<float> gate;                   // expert choice: g per selected row
+  TokenLayout layout;                        // the compacted sub-sequences of the selected rows
   std::vector<std::vector<float>> residual;  // block input and each layer's output, (|selected|, d)
   std::vector<LayerActivations> acts;
 };
@@ -51,9 +51,9 @@ class TrainPass {
   void zero_grad();
   std::vector<float> grads;
 
-  const float* logits() const { return logits_.data(); }  // (B*T, vocab) of the last forward
-  int n_targets() const { return n_targets_; }            // counted targets in the last forward
-  float last_regularizer() const { return regularizer_; }       // regularizer + router losses in the last loss
+  const float* logits() const { return logits_.data(); }       // (B*T, vocab) of the last forward
+  int n_targets() const { return n_targets_; }                 // counted targets in the last forward
+  float last_regularizer() const { return regularizer_; }      // regularizer + router losses in the last loss
   float last_cross_entropy() const { return cross_entropy_; }  // the last loss without them
   const MorStats& mor_stats() const { return mor_.stats; }
   // FLOPs of the last forward as it ran (every layer application on the rows it actually ran on, attention
@@ -71,11 +71,11 @@ class TrainPass {
 
  private:
   struct MorState {
-    std::vector<MorStep> steps;          // per recursion step
-    std::vector<float> stream;           // (N,d) the stream through the recursion steps
-    std::vector<float> h1, probs, lse;   // token choice: stack input (N,d), router probabilities (N,N_r), lse
-    std::vector<int32_t> depth;          // token choice: last step per row
-    std::vector<double> fraction;        // token choice: routed fraction per depth
+    std::vector<MorStep> steps;                   // per recursion step
+    std::vector<float> stream;                    // (N,d) the stream through the recursion steps
+    std::vector<float> h1, probs, lse;            // token choice: stack input (N,d), router probabilities (N,N_r), lse
+    std::vector<int32_t> depth;                   // token choice: last step per row
+    std::vector<double> fraction;                 // token choice: routed fraction per depth
     std::vector<std::vector<float>> shared_dqkv;  // KV sharing: per block layer, gradients sent to step 0
     MorStats stats;
     double capacity_progress = 1.0, balance_scale = 1.0;

@@ -17,16 +17,20 @@ namespace fs = std::filesystem;
 
 std::string builtin_corpus_path() {
   std::string dir;
-  if (const char* env = std::getenv("RECUR_CACHE")) dir = env;
-  else if (const char* home = std::getenv("HOME")) dir = std::string(home) + "/.cache/recur";
-  else dir = "/tmp/recur-cache";
+  if (const char* env = std::getenv("RECUR_CACHE"))
+    dir = env;
+  else if (const char* home = std::getenv("HOME"))
+    dir = std::string(home) + "/.cache/recur";
+  else
+    dir = "/tmp/recur-cache";
   std::string path = dir + "/kjv.txt";
   if (fs::exists(path) && fs::file_size(path) > 1000000) return path;
   std::error_code ec;
   fs::create_directories(dir, ec);
   check(!ec, "cannot create the cache folder \"", dir, "\" (", ec.message(), "); set RECUR_CACHE to a writable folder");
   FILE* pipe = popen("bible gen1:1-rev22:21 2>/dev/null", "r");
-  check(pipe != nullptr, "cannot run `bible`; install the built-in corpus with: apt-get install bible-kjv bible-kjv-text");
+  check(pipe != nullptr,
+        "cannot run `bible`; install the built-in corpus with: apt-get install bible-kjv bible-kjv-text");
   std::string text;
   char buffer[1 << 16];
   size_t n;

@@ -53,8 +53,10 @@ std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& pr
     tokens.push_back(next);
     out.push_back(next);
     if (i + 1 == o.max_new_tokens) break;
-    if (cache.length == window) prefill(std::max(1, window / 2));
-    else decoder.forward({{&cache, &tokens.back(), 1}}, logits);
+    if (cache.length == window)
+      prefill(std::max(1, window / 2));
+    else
+      decoder.forward({{&cache, &tokens.back(), 1}}, logits);
   }
   return out;
 }

@@ -34,8 +34,7 @@ void check_requests(const ModelConfig& c, const std::vector<ServeRequest>& reque
     check((int)r.prompt.size() + r.max_new_tokens - 1 <= c.max_seq_len, which, " needs ",
           r.prompt.size() + r.max_new_tokens - 1, " positions but the model's max_seq_len is ", c.max_seq_len,
           "; shorten the prompt or max_new_tokens");
-    for (int32_t t : r.prompt)
-      check(t >= 0 && t < c.vocab_size, which, ": token id ", t, " is outside the vocabulary");
+    for (int32_t t : r.prompt) check(t >= 0 && t < c.vocab_size, which, ": token id ", t, " is outside the vocabulary");
   }
 }
 
@@ -44,8 +43,12 @@ void check_requests(const ModelConfig& c, const std::vector<ServeRequest>& reque
 class ServeLoop {
  public:
   ServeLoop(const Model& model, const std::vector<ServeRequest>& requests, const ServeOptions& options)
-      : model_(model), requests_(requests), options_(options), decoder_(model),
-        results_(requests.size()), by_request_(requests.size(), nullptr) {
+      : model_(model),
+        requests_(requests),
+        options_(options),
+        decoder_(model),
+        results_(requests.size()),
+        by_request_(requests.size(), nullptr) {
     for (size_t i = 0; i < requests.size(); i++) waiting_.push_back(i);
   }
   std::vector<std::vector<int32_t>> run(ServeStats& stats);
@@ -55,7 +58,7 @@ class ServeLoop {
   void decode_synchronous();
   void decode_depthwise();
   void accept(Sequence& s, const float* logits_row);  // takes a sampled token
-  void retire_finished();  // a sequence that has all its tokens leaves with its result
+  void retire_finished();                             // a sequence that has all its tokens leaves with its result
 
   const Model& model_;
   const std::vector<ServeRequest>& requests_;
@@ -75,8 +78,10 @@ std::vector<std::vector<int32_t>> ServeLoop::run(ServeStats& stats) {
   while (!live_.empty() || !waiting_.empty()) {
     if (admit()) continue;
     stats_.decode_iterations++;
-    if (depthwise) decode_depthwise();
-    else decode_synchronous();
+    if (depthwise)
+      decode_depthwise();
+    else
+      decode_synchronous();
   }
   stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   stats = stats_;

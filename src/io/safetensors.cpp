@@ -108,9 +108,12 @@ SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::strin
     TensorData t;
     if (!entry["dtype"].is_string()) fail("dtype of \"" + name + "\" is not a string");
     std::string dtype = entry["dtype"].get<std::string>();
-    if (dtype == "F32") t.dtype = DType::f32;
-    else if (dtype == "I32") t.dtype = DType::i32;
-    else fail("tensor \"" + name + "\" has dtype " + dtype + "; recur reads F32 and I32");
+    if (dtype == "F32")
+      t.dtype = DType::f32;
+    else if (dtype == "I32")
+      t.dtype = DType::i32;
+    else
+      fail("tensor \"" + name + "\" has dtype " + dtype + "; recur reads F32 and I32");
     if (!entry["shape"].is_array()) fail("shape of \"" + name + "\" is not a list");
     for (const json& s : entry["shape"]) {
       if (!s.is_number_integer() || s.get<int64_t>() < 0 || s.get<int64_t>() > (int64_t(1) << 40))

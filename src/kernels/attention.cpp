@@ -148,7 +148,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, S, nk, vb, a.kv_stride, 0.0f, ob,
                     a.out_stride);
       else
-        for (int r = 0; r < rows; r++) std::fill(ob + (size_t)r * a.out_stride, ob + (size_t)r * a.out_stride + hd, 0.f);
+        for (int r = 0; r < rows; r++)
+          std::fill(ob + (size_t)r * a.out_stride, ob + (size_t)r * a.out_stride + hd, 0.f);
     }
   }
 }

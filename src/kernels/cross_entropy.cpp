@@ -8,8 +8,8 @@
 namespace recur::kernels {
 
 // logits (N,V), targets (N) -> losses (N); dlogits (N,V) = (softmax - onehot) * dloss
-double cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits,
-                                          const int32_t* targets, int N, int V, float dloss) {
+double cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int32_t* targets,
+                                          int N, int V, float dloss) {
   double total = 0;
   for (int n = 0; n < N; n++) {
     const float* x = logits + (size_t)n * V;
@@ -30,8 +30,8 @@ double cross_entropy_forward_backward_ref(float* losses, float* dlogits, const f
   return total;
 }
 
-double cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int32_t* targets,
-                                      int N, int V, float dloss) {
+double cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N,
+                                      int V, float dloss) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float* x = logits + (size_t)n * V;

@@ -15,8 +15,8 @@ void linear_forward_ref(float* out, const float* inp, const float* weight, int N
     }
 }
 
-void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                         int N, int C, int OC) {
+void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+                         int C, int OC) {
   if (dinp)
     for (int n = 0; n < N; n++)
       for (int c = 0; c < C; c++) {
@@ -39,12 +39,11 @@ void linear_forward(float* out, const float* inp, const float* weight, int N, in
 }
 
 // dinp (N,C) += dout (N,OC) · weight (OC,C) ; dweight (OC,C) += doutᵀ · inp
-void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                     int N, int C, int OC) {
+void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+                     int C, int OC) {
   if (N == 0) return;
   if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-  if (dweight)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dweight) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
 }
 
 }  // namespace recur::kernels

@@ -49,8 +49,8 @@ void adamw_update_ref(float* p, const float* g, float* m, float* v, size_t n, fl
   }
 }
 
-void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int64_t step) {
+void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int64_t step) {
   float bc1 = (float)(1.0 - std::pow((double)beta1, (double)step));
   float bc2_sqrt = (float)std::sqrt(1.0 - std::pow((double)beta2, (double)step));
   float step_size = lr / bc1, decay = 1.0f - lr * weight_decay;

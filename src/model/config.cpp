@@ -1,5 +1,6 @@
 // Model configuration: JSON parsing with helpful errors, validation, and the layer schedule that maps each
-// layer application onto unique weights (SPEC §2: cycle, sequence, middle variants, middle looping).
+// layer application onto unique weights (docs/design.md, "Looping and sharing": cycle, sequence, middle variants,
+// middle looping).
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>

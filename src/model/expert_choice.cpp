@@ -99,8 +99,10 @@ void expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std
     if (!dz) continue;
     float dbce = c.mor_aux_loss * (sigmoid(zb) - y) / n;
     dz[i] += c.mor_z_loss * 2.0f * z / n;
-    if (c.mor_aux_router) dz_aux[i] += dbce;
-    else dz[i] += dbce;
+    if (c.mor_aux_router)
+      dz_aux[i] += dbce;
+    else
+      dz[i] += dbce;
   }
 }
 

@@ -39,8 +39,8 @@ void LayerActivations::resize(size_t N, const ModelConfig& c) {
 }
 
 size_t LayerActivations::floats() const {
-  return xn1.size() + rstd1.size() + qkv.size() + att.size() + lse.size() + mid.size() + xn2.size() +
-         rstd2.size() + gate_up.size() + hidden.size();
+  return xn1.size() + rstd1.size() + qkv.size() + att.size() + lse.size() + mid.size() + xn2.size() + rstd2.size() +
+         gate_up.size() + hidden.size();
 }
 
 AttentionShape attention_shape(const ModelConfig& c, const TokenLayout& q_layout, const TokenLayout& k_layout,
@@ -60,8 +60,8 @@ AttentionShape attention_shape(const ModelConfig& c, const TokenLayout& q_layout
   return a;
 }
 
-void layer_attention_inputs(const Model& m, int u, const TokenLayout& layout, const float* x_in,
-                            LayerActivations& a, bool queries_only) {
+void layer_attention_inputs(const Model& m, int u, const TokenLayout& layout, const float* x_in, LayerActivations& a,
+                            bool queries_only) {
   const ModelConfig& c = m.config();
   const LayerOffsets& w = m.layer(u);
   int N = layout.n_rows, d = c.d_model, att_dim = c.n_heads * c.head_dim();
@@ -94,7 +94,8 @@ void layer_forward(const Model& m, int u, const TokenLayout& layout, const float
   const float* q = a.qkv.data();
   if (shared) {
     const float* k = shared->qkv + att_dim;
-    attention_forward(a.att.data(), a.lse.data(), q, k, k + kv_dim, attention_shape(c, layout, *shared->layout, att_dim));
+    attention_forward(a.att.data(), a.lse.data(), q, k, k + kv_dim,
+                      attention_shape(c, layout, *shared->layout, att_dim));
   } else {
     const float* k = q + att_dim;
     attention_forward(a.att.data(), a.lse.data(), q, k, k + kv_dim, attention_shape(c, layout, layout, c.qkv_dim()));
@@ -115,15 +116,13 @@ static void mlp_backward(const Model& m, float* G, LayerGradScratch& s, const La
   zero(s.dgate_up, (size_t)N * 2 * F);
   swiglu_backward(s.dgate_up.data(), s.dhidden.data(), a.gate_up.data(), N, F);
   zero(s.dxn, (size_t)N * d);
-  linear_backward(s.dxn.data(), G + w.w_gate_up, s.dgate_up.data(), a.xn2.data(), m.weights(w.w_gate_up), N, d,
-                  2 * F);
+  linear_backward(s.dxn.data(), G + w.w_gate_up, s.dgate_up.data(), a.xn2.data(), m.weights(w.w_gate_up), N, d, 2 * F);
   rmsnorm_backward(dx, G + w.ffn_norm, s.dxn.data(), a.mid.data(), m.weights(w.ffn_norm), a.rstd2.data(), N, d);
 }
 
 // The residual paths pass dx through unchanged; each branch adds its contribution.
-void layer_backward(const Model& m, float* G, LayerGradScratch& s, int u, const TokenLayout& layout,
-                    const float* x_in, const LayerActivations& a, float* dx, const SharedKV* shared,
-                    const float* extra_dqkv) {
+void layer_backward(const Model& m, float* G, LayerGradScratch& s, int u, const TokenLayout& layout, const float* x_in,
+                    const LayerActivations& a, float* dx, const SharedKV* shared, const float* extra_dqkv) {
   const ModelConfig& c = m.config();
   const LayerOffsets& w = m.layer(u);
   int N = layout.n_rows, d = c.d_model, qkv_dim = c.qkv_dim(), att_dim = c.n_heads * c.head_dim();

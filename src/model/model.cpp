@@ -63,8 +63,7 @@ void add_routers(TableBuilder& t, const ModelConfig& c, WeightOffsets& o) {
   if (c.mor_aux_router)
     for (int r = 0; r < c.n_recursions; r++)
       o.aux_router.push_back(t.add("model.mor_aux_router." + std::to_string(r) + ".weight", {1, d}, true));
-  if (c.mor_routing == MorRouting::token)
-    o.token_router = t.add("model.mor_router.weight", {c.n_recursions, d}, true);
+  if (c.mor_routing == MorRouting::token) o.token_router = t.add("model.mor_router.weight", {c.n_recursions, d}, true);
 }
 
 MorStack make_mor_stack(const ModelConfig& c) {
@@ -90,8 +89,7 @@ Model::Model(const ModelConfig& config)
     offsets_.adapter = t.add("model.loop_adapter.weight", {c.d_model, 2 * c.d_model}, true);
   add_routers(t, c, offsets_);
   offsets_.final_norm = t.add("model.norm.weight", {c.d_model}, false);
-  offsets_.lm_head =
-      c.tied_embeddings ? offsets_.embed : t.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
+  offsets_.lm_head = c.tied_embeddings ? offsets_.embed : t.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
   params.assign(t.offset, 0.0f);
   if (c.mor_routing == MorRouting::token) mor_bias.assign(c.n_recursions, 0.0f);
   schedule_ = c.layer_schedule();

@@ -38,7 +38,7 @@ double TrainPass::mor_stack_forward(int N) {
   const std::vector<float>& input = residual_[P];
   mor_.stream.assign(input.begin(), input.begin() + (size_t)N * model_.config().d_model);
   double router_loss = model_.config().mor_routing == MorRouting::expert ? expert_forward(mor_.stream.data(), N)
-                                                                          : token_forward(mor_.stream.data(), N);
+                                                                         : token_forward(mor_.stream.data(), N);
   for (size_t i = 0; i < stack.coda.size(); i++) {
     const float* x = i == 0 ? mor_.stream.data() : residual_[P + i].data();
     layer_forward(model_, stack.coda[i], layout_, x, residual_[P + i + 1].data(), acts_[P + i]);
@@ -59,8 +59,10 @@ void TrainPass::mor_stack_backward(int N) {
     mor_.shared_dqkv.resize(stack.block_size);
     for (auto& g : mor_.shared_dqkv) g.assign(mor_.steps[0].selected.size() * (size_t)c.qkv_dim(), 0.0f);
   }
-  if (c.mor_routing == MorRouting::expert) expert_backward(dx_.data());
-  else token_backward(dx_.data(), N);
+  if (c.mor_routing == MorRouting::expert)
+    expert_backward(dx_.data());
+  else
+    token_backward(dx_.data(), N);
   for (size_t i = P; i-- > 0;)
     layer_backward(model_, G, scratch_, stack.prelude[i], layout_, residual_[i].data(), acts_[i], dx_.data());
 }
@@ -153,7 +155,8 @@ void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<cha
     }
   expert_router_losses(c, step.scores, step.chosen, router_losses);
   for (int i = 0; i < n_cand; i++)
-    if (step.chosen[i]) step.selected.push_back(step.candidates[i]), step.gate.push_back(expert_gate(c, step.scores.z[i]));
+    if (step.chosen[i])
+      step.selected.push_back(step.candidates[i]), step.gate.push_back(expert_gate(c, step.scores.z[i]));
   step.layout = compact_layout(step.selected, B_, T_);
   run_block_forward(r, stream);
   int n = (int)step.selected.size();
@@ -221,8 +224,8 @@ double TrainPass::token_forward(float* stream, int N) {
     const float* y = step.residual.back().data();
     for (int i = 0; i < n; i++) {
       int t = step.selected[i];
-      token_mix(r, mor_.depth[t], mor_.probs.data() + (size_t)t * Nr, mor_.h1.data() + (size_t)t * d,
-                y + (size_t)i * d, stream + (size_t)t * d, d);
+      token_mix(r, mor_.depth[t], mor_.probs.data() + (size_t)t * Nr, mor_.h1.data() + (size_t)t * d, y + (size_t)i * d,
+                stream + (size_t)t * d, d);
     }
     stats.active_fraction[r] = (double)n / N;
   }

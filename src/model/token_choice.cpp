@@ -37,8 +37,8 @@ bool token_mix(int step, int depth, const float* p, const float* h1, const float
   return true;
 }
 
-void token_mix_backward(int step, int depth, const float* p, const float* y, const float* dh, float* dy,
-                        float* dh1, float* dp, int d) {
+void token_mix_backward(int step, int depth, const float* p, const float* y, const float* dh, float* dy, float* dh1,
+                        float* dp, int d) {
   if (step != depth) {
     std::memcpy(dy, dh, sizeof(float) * d);
     return;

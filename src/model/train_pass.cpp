@@ -33,8 +33,7 @@ void TrainPass::check_inputs(const int32_t* tokens, int B, int T) const {
         "; use a shorter --seq_len or a larger max_seq_len");
   int V = c.vocab_size;
   for (int i = 0; i < B * T; i++)
-    check(tokens[i] >= 0 && tokens[i] < V, "forward: token id ", tokens[i], " is outside the vocabulary [0, ", V,
-          ")");
+    check(tokens[i] >= 0 && tokens[i] < V, "forward: token id ", tokens[i], " is outside the vocabulary [0, ", V, ")");
 }
 
 float TrainPass::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
@@ -57,8 +56,10 @@ float TrainPass::forward(const int32_t* tokens, const int32_t* targets, int B, i
 
   embedding_forward(residual_[0].data(), tokens, model_.weights(model_.offsets().embed), N, d);
   double router_loss = 0;
-  if (c.mor()) router_loss = mor_stack_forward(N);
-  else layer_stack_forward(N);
+  if (c.mor())
+    router_loss = mor_stack_forward(N);
+  else
+    layer_stack_forward(N);
   final_norm_head(model_, stack_output(), N, final_norm_.data(), final_rstd_.data(), logits_.data());
   return loss(targets, router_loss);
 }
@@ -98,8 +99,7 @@ void TrainPass::backward() {
   ensure(dxn_, (size_t)N * d);
   zero(dx_, (size_t)N * d);
   zero(dxn_, (size_t)N * d);
-  linear_backward(dxn_.data(), G + o.lm_head, dlogits_.data(), final_norm_.data(), model_.weights(o.lm_head), N, d,
-                  V);
+  linear_backward(dxn_.data(), G + o.lm_head, dlogits_.data(), final_norm_.data(), model_.weights(o.lm_head), N, d, V);
   rmsnorm_backward(dx_.data(), G + o.final_norm, dxn_.data(), stack_output(), model_.weights(o.final_norm),
                    final_rstd_.data(), N, d);
   if (c.mor()) {

@@ -19,7 +19,8 @@ namespace recur {
 using Clock = std::chrono::steady_clock;
 
 BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& c) {
-  return [&text, c](int64_t step, int micro) { return sample_batch(text, c.batch_size, c.seq_len, c.seed, step, micro); };
+  return
+      [&text, c](int64_t step, int micro) { return sample_batch(text, c.batch_size, c.seq_len, c.seed, step, micro); };
 }
 
 EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
@@ -37,7 +38,10 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
   for (const MorStats& s : stats)
     aux += s.aux_loss / n, z += s.z_loss / n, balance += s.balance_loss / n, agree += s.causal_agreement / n,
         dead += s.dead_token_ratio / n;
-  m.insert(m.end(), {{"mor_aux", aux}, {"mor_z", z}, {"mor_balance", balance}, {"mor_causal_agreement", agree},
+  m.insert(m.end(), {{"mor_aux", aux},
+                     {"mor_z", z},
+                     {"mor_balance", balance},
+                     {"mor_causal_agreement", agree},
                      {"mor_dead_tokens", dead}});
   return m;
 }
@@ -115,8 +119,10 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
 static std::string format_duration(double seconds) {
   char buf[32];
   int s = (int)seconds;
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, s / 60 % 60);
-  else std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, s / 60 % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
   return buf;
 }
 
@@ -155,11 +161,12 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
     // Settings that shape the trajectory must match; steps may be extended.
     check(saved.batch_size == c.batch_size && saved.seq_len == c.seq_len && saved.seed == c.seed &&
               saved.grad_accum == c.grad_accum,
-          "resume: batch_size/seq_len/seed/grad_accum differ from the checkpoint's (" + std::to_string(saved.batch_size) +
-              "/" + std::to_string(saved.seq_len) + "/" + std::to_string(saved.seed) + "/" +
-              std::to_string(saved.grad_accum) + "); pass the same values to continue the run");
-    if (!opts.quiet) std::printf("resumed from %s at step %lld\n", checkpoint_resolve(opts.resume_from).c_str(),
-                                 (long long)opt.step);
+          "resume: batch_size/seq_len/seed/grad_accum differ from the checkpoint's (" +
+              std::to_string(saved.batch_size) + "/" + std::to_string(saved.seq_len) + "/" +
+              std::to_string(saved.seed) + "/" + std::to_string(saved.grad_accum) +
+              "); pass the same values to continue the run");
+    if (!opts.quiet)
+      std::printf("resumed from %s at step %lld\n", checkpoint_resolve(opts.resume_from).c_str(), (long long)opt.step);
   }
   std::filesystem::create_directories(opts.out_dir);
   std::ofstream metrics(opts.out_dir + "/metrics.jsonl", std::ios::app);
@@ -174,9 +181,13 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
     check(std::isfinite(last.loss), "train: loss became " + std::to_string(last.loss) + " at step " +
                                         std::to_string(last.step) + "; lower --lr or check the data");
     smoothed_tps = smoothed_tps == 0 ? last.tokens_per_s : 0.9 * smoothed_tps + 0.1 * last.tokens_per_s;
-    nlohmann::json row = {{"step", last.step},           {"loss", last.loss},   {"lr", last.lr},
-                          {"grad_norm", last.grad_norm}, {"tokens_per_s", last.tokens_per_s},
-                          {"seconds", last.elapsed_s},   {"flops", last.flops}};
+    nlohmann::json row = {{"step", last.step},
+                          {"loss", last.loss},
+                          {"lr", last.lr},
+                          {"grad_norm", last.grad_norm},
+                          {"tokens_per_s", last.tokens_per_s},
+                          {"seconds", last.elapsed_s},
+                          {"flops", last.flops}};
     bool eval_now = (c.eval_every > 0 && last.step % c.eval_every == 0) || last.step == c.steps;
     EvalMetrics eval;
     if (eval_now && evaluate) {
@@ -189,9 +200,8 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
     if (log_now && !opts.quiet) {
       double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
       double eta = elapsed / (double)(last.step - first_step) * (double)(c.steps - last.step);
-      std::printf("step %6lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s",
-                  (long long)last.step, (long long)c.steps, last.loss, last.lr, last.grad_norm, smoothed_tps,
-                  format_duration(eta).c_str());
+      std::printf("step %6lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s", (long long)last.step,
+                  (long long)c.steps, last.loss, last.lr, last.grad_norm, smoothed_tps, format_duration(eta).c_str());
       for (const auto& [name, value] : eval) std::printf(" | %s %.4g", name.c_str(), value);
       std::printf("\n");
       std::fflush(stdout);

@@ -28,8 +28,8 @@ void expect_close(const float* got, const float* want, size_t n, double toleranc
     double e = std::fabs((double)got[i] - want[i]);
     if (e > worst) worst = e, worst_i = i;
   }
-  EXPECT_LE(worst / scale, tolerance) << what << ": worst element " << worst_i << " recur " << got[worst_i]
-                                      << " torch " << want[worst_i] << " (max |torch| " << scale << ")";
+  EXPECT_LE(worst / scale, tolerance) << what << ": worst element " << worst_i << " recur " << got[worst_i] << " torch "
+                                      << want[worst_i] << " (max |torch| " << scale << ")";
 }
 
 // Token-choice fixtures fix the loss-free balancing bias; it is part of the routing rule.
@@ -122,7 +122,8 @@ TEST_P(Parity, TenAdamWSteps) {
     // Ten steps at lr 1e-2 with clipping amplify fp32 rounding differences (the step-0 gradients above agree
     // to about 1e-6), hence looser bounds for the trajectory than for one step.
     EXPECT_NEAR(loss, ex.get("step_loss").f32()[s], 5e-4) << "loss at step " << s;
-    EXPECT_NEAR(norm, ex.get("step_grad_norm").f32()[s], 1e-2 * ex.get("step_grad_norm").f32()[s]) << "grad norm at step " << s;
+    EXPECT_NEAR(norm, ex.get("step_grad_norm").f32()[s], 1e-2 * ex.get("step_grad_norm").f32()[s])
+        << "grad norm at step " << s;
     EXPECT_NEAR(lr, ex.get("step_lr").f32()[s], 1e-7) << "lr at step " << s;
   }
   for (const ParamInfo& p : model.param_table())
@@ -132,8 +133,8 @@ TEST_P(Parity, TenAdamWSteps) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, Parity,
                          ::testing::Values("tiny_gqa", "untied_mha", "cycle", "sequence", "middle_cycle",
-                                           "middle_sequence", "middle_loop", "inject_add", "inject_concat",
-                                           "loop_reg", "mor_expert", "mor_token", "mor_expert_kv_share", "mor_expert_mlp_tanh",
+                                           "middle_sequence", "middle_loop", "inject_add", "inject_concat", "loop_reg",
+                                           "mor_expert", "mor_token", "mor_expert_kv_share", "mor_expert_mlp_tanh",
                                            "mor_expert_aux_router"));
 
 }  // namespace

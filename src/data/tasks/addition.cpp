@@ -64,8 +64,7 @@ class AdditionTask : public TaskBase {
   }
 
   std::string to_text(const std::vector<int32_t>& tokens) const override {
-    static const std::vector<std::string> names = {"0", "1", "2", "3", "4", "5", "6",
-                                                   "7", "8", "9", "+", "=", "<end>"};
+    static const std::vector<std::string> names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "=", "<end>"};
     return render_tokens(names, tokens, "");
   }
 

@@ -33,8 +33,9 @@ class GroupTask : public TaskBase {
   GroupTask(Options& options, uint64_t seed)
       : TaskBase(seed, options, "n_train", {2, 4, 8, 16, 32}, "n_test", {8, 16, 24, 32}, 1, 10000) {
     group_ = options.get_string("group", "z", {"z", "s5"});
-    check(group_ == "z" || !options.has("p"), "group: option p applies only to group \"z\" (Z_p); remove it "
-                                              "for group \"s5\"");
+    check(group_ == "z" || !options.has("p"),
+          "group: option p applies only to group \"z\" (Z_p); remove it "
+          "for group \"s5\"");
     p_ = options.get_int("p", 5, 2, 1000);
     options.check_no_unknown_keys();
     if (group_ == "s5") {
@@ -50,8 +51,8 @@ class GroupTask : public TaskBase {
   }
 
   std::string name() const override { return "group"; }
-  int vocab_size() const override { return order_ + 2; }               // elements, '=', end
-  int max_length() const override { return max_difficulty() + 3; }    // n elements, '=', answer, end
+  int vocab_size() const override { return order_ + 2; }            // elements, '=', end
+  int max_length() const override { return max_difficulty() + 3; }  // n elements, '=', answer, end
 
   Example generate(Split split, uint64_t index, int difficulty) const override {
     return sample_in_split(split, index, difficulty, [&](Rng& rng) { return make_candidate(rng, difficulty); });
@@ -101,9 +102,7 @@ class GroupTask : public TaskBase {
     return (int)(std::lower_bound(elements_.begin(), elements_.end(), p) - elements_.begin());
   }
 
-  int32_t multiply(int32_t a, int32_t b) const {
-    return group_ == "z" ? (a + b) % p_ : table_[a * order_ + b];
-  }
+  int32_t multiply(int32_t a, int32_t b) const { return group_ == "z" ? (a + b) % p_ : table_[a * order_ + b]; }
 
   Example make_candidate(Rng& rng, int n) const {
     Example example;

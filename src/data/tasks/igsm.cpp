@@ -19,11 +19,11 @@ constexpr int kModulus = 7;
 
 // A parameter of the generated problem. Operands are indices into the node list.
 struct Node {
-  int name = 0;                  // index into the list of hierarchy edges
+  int name = 0;  // index into the list of hierarchy edges
   bool is_constant = true;
-  int32_t value = 0;             // constants only (the generator does not need the others)
-  std::vector<int> operands;     // expression nodes: 1..max_operands operands (1 = a copy)
-  std::vector<int32_t> ops;      // operands.size() - 1 operator tokens
+  int32_t value = 0;          // constants only (the generator does not need the others)
+  std::vector<int> operands;  // expression nodes: 1..max_operands operands (1 = a copy)
+  std::vector<int32_t> ops;   // operands.size() - 1 operator tokens
 };
 
 // An edge (X in level l, Y in level l + 1) of the hierarchy: the parameter "Y's in each X".

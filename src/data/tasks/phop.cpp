@@ -150,8 +150,8 @@ class PhopTask : public TaskBase {
     std::vector<int32_t> v = {-1};
     for (size_t i = 1; i + 1 < prompt.size(); i++) {
       if (prompt[i] < 0 || prompt[i] >= alphabet_) {
-        throw_bad_prompt(name(), "token " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
-                                     " is not a symbol");
+        throw_bad_prompt(
+            name(), "token " + std::to_string(prompt[i]) + " at position " + std::to_string(i) + " is not a symbol");
       }
       v.push_back(prompt[i]);
     }

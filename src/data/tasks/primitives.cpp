@@ -11,8 +11,8 @@ namespace recur::tasks {
 namespace {
 
 // Token ids: variables a-z are 0-25, digits 0-9 are 26-35, then the symbols of both flavours.
-constexpr int32_t kDigit0 = 26, kEquals = 36, kComma = 37, kQuestion = 38, kSemicolon = 39, kPrint = 40,
-                  kOpen = 41, kClose = 42, kEnd = 43, kVocab = 44;
+constexpr int32_t kDigit0 = 26, kEquals = 36, kComma = 37, kQuestion = 38, kSemicolon = 39, kPrint = 40, kOpen = 41,
+                  kClose = 42, kEnd = 43, kVocab = 44;
 
 bool is_variable(int32_t t) { return t >= 0 && t < 26; }
 bool is_digit(int32_t t) { return t >= kDigit0 && t < kDigit0 + 10; }

@@ -51,8 +51,8 @@ std::string Options::get_string(const std::string& key, const std::string& defau
   return s;
 }
 
-std::vector<int> Options::get_int_list(const std::string& key, const std::vector<int>& default_value,
-                                       int min_value, int max_value) {
+std::vector<int> Options::get_int_list(const std::string& key, const std::vector<int>& default_value, int min_value,
+                                       int max_value) {
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
@@ -124,9 +124,9 @@ void throw_bad_prompt(const std::string& task, const std::string& problem) {
 
 // ---- base class ------------------------------------------------------------------------------------------
 
-TaskBase::TaskBase(uint64_t seed, Options& options, const std::string& train_key,
-                   const std::vector<int>& train_default, const std::string& test_key,
-                   const std::vector<int>& test_default, int min_difficulty, int max_difficulty)
+TaskBase::TaskBase(uint64_t seed, Options& options, const std::string& train_key, const std::vector<int>& train_default,
+                   const std::string& test_key, const std::vector<int>& test_default, int min_difficulty,
+                   int max_difficulty)
     : seed_(seed) {
   // At least 1 and at most 999 per mille: both buckets must be non-empty or generate could never finish.
   test_permille_ = options.get_int("test_permille", 50, 1, 999);
@@ -157,9 +157,9 @@ Example TaskBase::sample_in_split(Split split, uint64_t index, int difficulty,
                std::count(test_difficulties_.begin(), test_difficulties_.end(), difficulty) > 0;
   // Per example: the message's pieces cost strings, so they are built only when the check fails.
   if (!known)
-    throw Error(name() + ": difficulty " + std::to_string(difficulty) + " is not configured (train: " +
-                join_ints(train_difficulties_) + "; test: " + join_ints(test_difficulties_) +
-                "); add it to the task's difficulty options");
+    throw Error(name() + ": difficulty " + std::to_string(difficulty) +
+                " is not configured (train: " + join_ints(train_difficulties_) +
+                "; test: " + join_ints(test_difficulties_) + "); add it to the task's difficulty options");
   uint64_t stream = mix_seed(mix_seed(mix_seed(seed_, split == Split::test ? 2 : 1), index), (uint64_t)difficulty);
   Rng rng(stream);
   bool want_test = split == Split::test;

@@ -57,8 +57,7 @@ class TaskBase : public Task {
 
  protected:
   TaskBase(uint64_t seed, Options& options, const std::string& train_key, const std::vector<int>& train_default,
-           const std::string& test_key, const std::vector<int>& test_default, int min_difficulty,
-           int max_difficulty);
+           const std::string& test_key, const std::vector<int>& test_default, int min_difficulty, int max_difficulty);
   // Largest difficulty over both lists (for max_length and vocabulary sizes).
   int max_difficulty() const;
   // Draws candidates from the stream of (seed, split, index, difficulty) until one's prompt hash falls in
