@@ -69,5 +69,6 @@ Command add_task_command(CLI::App& parent);
 Command add_bench_train_command(CLI::App& bench);
 Command add_bench_mor_command(CLI::App& bench);
 Command add_bench_serve_command(CLI::App& bench);
+Command add_bench_decode_command(CLI::App& bench);
 
 }  // namespace recur::cli

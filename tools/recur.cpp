@@ -1,6 +1,6 @@
 // tools/recur.cpp: the `recur` command-line program, a thin layer over the engine library. main creates the
 // app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, experiment,
-// task, bench train/mor/serve), parses, and runs the one given with the program's error handling.
+// task, bench train/mor/serve/decode), parses, and runs the one given with the program's error handling.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
                                         cli::add_task_command(app)};
   CLI::App* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
-  for (auto add : {cli::add_bench_train_command, cli::add_bench_mor_command, cli::add_bench_serve_command})
+  for (auto add : {cli::add_bench_train_command, cli::add_bench_mor_command, cli::add_bench_serve_command,
+                   cli::add_bench_decode_command})
     commands.push_back(add(*bench));
 
   try {
