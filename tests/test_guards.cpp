@@ -21,15 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 ModelConfig guard_model() {
   ModelConfig c;
   c.d_model = 32, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 64, c.n_layers = 2, c.max_seq_len = 32;

@@ -2,6 +2,8 @@
 // Loading checks every file against the model config and says which file is wrong and what to do.
 #include "recur/checkpoint.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -88,13 +90,16 @@ std::string checkpoint_resolve(const std::string& path) {
   check(fs::exists(path), "checkpoint: \"", path, "\" does not exist; give a checkpoint folder or a training out_dir");
   if (fs::exists(path + "/model.safetensors")) return path;  // a directory there fails when it is read, naming it
   if (fs::exists(path + "/latest")) {
-    std::string name = read_file_text(path + "/latest");
+    std::string name = read_file_text(path + "/latest", 4096);
     while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    std::string dir = path + "/" + name;
-    check(!name.empty() && name.find('/') == std::string::npos && fs::exists(dir + "/model.safetensors"),
-          "checkpoint: ", path, "/latest names \"", name,
+    // a plain folder name (step_*), so nothing in the file reaches a path unchecked
+    bool plain =
+        !name.empty() && name.size() <= 64 && name[0] != '.' &&
+        std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum((unsigned char)ch) || ch == '_'; });
+    check(plain && fs::exists(path + "/" + name + "/model.safetensors"), "checkpoint: ", path, "/latest names \"",
+          plain ? name : name.substr(0, 24) + "...",
           "\", which is not a checkpoint folder; point --resume at a step_* folder");
-    return dir;
+    return path + "/" + name;
   }
   throw Error("checkpoint: \"" + path +
               "\" holds neither model.safetensors nor a `latest` pointer; "
