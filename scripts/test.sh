@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs packages, checks the format, builds, and runs the whole test suite (kernels, formats, training,
-# PyTorch parity, CLI, layer and length checks) in build/, the fuzz targets for a bounded time, then the whole suite again under ASan+UBSan in build-asan/.
+# PyTorch parity, CLI, layer and length checks) in build/, the fuzz targets for a bounded time, then the whole suite
+# again under ASan+UBSan in build-asan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
