@@ -3,9 +3,21 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "recur/config.h"
+#include "recur/error.h"
+
+// The message of the recur::Error that fn throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const recur::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // A fresh, empty scratch folder for one test (name and pid keep parallel runs apart).
 inline std::string temp_dir(const std::string& name) {

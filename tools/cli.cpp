@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "core/config_keys.h"
+#include "core/json_read.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 
@@ -82,11 +83,7 @@ void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_o
 }
 
 json parse_task_options(const std::string& text, const std::string& command) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& err) {
-    throw Error(command + ": --task_options is not valid JSON (" + err.what() + ")");
-  }
+  return parse_json_strict(text, command + ": --task_options", kMaxConfigBytes);
 }
 
 std::vector<int32_t> bytes_to_tokens(const std::string& text) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "core/json_read.h"
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/serve.h"
@@ -32,6 +33,8 @@ void add_flags(CLI::App* app, ServeCommandOptions& o) {
   add_sampling_flags(app, o.serve.sampling);  // each request's draws mix its index into the seed
 }
 
+constexpr uint64_t kMaxRequestBytes = uint64_t(16) << 20;  // one request line: a prompt of up to 16 MiB
+
 struct ParsedRequests {
   std::vector<ServeRequest> requests;
   std::vector<nlohmann::json> ids;  // the request's "id", or its line number
@@ -43,12 +46,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
   for (int line_no = 1; std::getline(in, line); line_no++) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = source + " line " + std::to_string(line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& err) {
-      throw Error("serve: " + where + " is not valid JSON (" + err.what() + "); write one JSON object per line");
-    }
+    nlohmann::json j = parse_json_strict(line, "serve: " + where, kMaxRequestBytes);
     check(j.is_object(), "serve: " + where + " is not a JSON object; write {\"prompt\": \"...\"}");
     for (const auto& item : j.items())
       check(item.key() == "prompt" || item.key() == "max_new_tokens" || item.key() == "id",
@@ -65,7 +63,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
       request.max_new_tokens = j["max_new_tokens"].get<int>();
     }
     parsed.ids.push_back(j.contains("id") ? j["id"] : nlohmann::json(line_no));
-    request.name = parsed.ids.back().dump() + " (" + where + ")";  // serve() checks the lengths and names it
+    request.name = brief_json(parsed.ids.back()) + " (" + where + ")";  // serve() checks the lengths and names it
     parsed.requests.push_back(std::move(request));
   }
   check(!parsed.requests.empty(), "serve: no requests in " + source + "; write one JSON object per line");

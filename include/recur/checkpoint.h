@@ -8,6 +8,7 @@
 #include <string>
 
 #include "recur/model.h"
+#include "recur/safetensors.h"
 
 namespace recur {
 
@@ -26,6 +27,19 @@ std::string checkpoint_resolve(const std::string& path);
 Model checkpoint_load_model(const std::string& path);
 // Weights from a safetensors file into an existing model (names and shapes must match).
 void load_weights(Model& model, const std::string& safetensors_path);
+// The same from a file already read (`path` names it in errors). Non-finite values are refused, naming the tensor.
+void load_weights(Model& model, const SafeTensors& weights, const std::string& path);
+// Refuses (recur::Error naming the file) to write non-finite parameters.
 void save_weights(const Model& model, const std::string& safetensors_path);
+
+// The config.json of checkpoint folder `dir`, checked against the config in its weights' metadata (when present)
+// and the embedding's shape, before any model is allocated.
+ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights);
+
+// The first tensor of the model's layout holding a NaN or Inf in `buffer` (parameters, gradients or moments), or null.
+const ParamInfo* first_nonfinite(const Model& model, const std::vector<float>& buffer);
+// Throws recur::Error naming `file` and `tensor` when any value is NaN/Inf (or negative, when `nonnegative`).
+void check_tensor_values(const std::string& file, const std::string& tensor, const float* data, size_t n,
+                         bool nonnegative);
 
 }  // namespace recur

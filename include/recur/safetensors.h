@@ -34,8 +34,10 @@ struct SafeTensors {
   std::string source;  // file it was read from, for messages
 };
 
-// Parse a whole file. Errors: missing file, truncated header or data, malformed JSON, unknown dtype,
-// offsets outside the data, overlapping tensors, size/shape mismatch.
+// Parse a whole file. Errors: missing file or not a regular file, truncated header or data, malformed, too deep or
+// over-long JSON, unknown dtype, offsets outside the data, overlapping tensors, size/shape mismatch, a tensor whose
+// "fnv1a64:<name>" metadata hash does not match (checked unless RECUR_SKIP_CHECKSUMS=1; files without hashes load
+// unchecked). The hashes are written by safetensors_serialize and not kept in `metadata`.
 SafeTensors safetensors_read(const std::string& path);
 SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::string& source);
 std::vector<uint8_t> safetensors_serialize(const SafeTensors& st);
@@ -45,8 +47,8 @@ void safetensors_write(const std::string& path, const SafeTensors& st);
 // Shared by every file writer: write `bytes` to path atomically (temp + fsync + rename).
 void write_file_atomic(const std::string& path, const void* bytes, size_t size);
 std::vector<uint8_t> read_file_bytes(const std::string& path);
-// The same two for text files (JSON, reports, pointers).
+// The same two for text files (JSON, reports, pointers); reading refuses files over max_bytes.
 void write_text_atomic(const std::string& path, const std::string& text);
-std::string read_file_text(const std::string& path);
+std::string read_file_text(const std::string& path, uint64_t max_bytes = uint64_t(1) << 20);
 
 }  // namespace recur

@@ -38,6 +38,9 @@ struct TrainConfig {
   // warm-up of the token-choice balancing loss, and loss-free balancing (bias step per optimizer step, 0: off).
   int64_t mor_capacity_warmup_steps = 0, mor_balance_warmup_steps = 0;
   float mor_bias_rate = 0.0f;
+  // A step whose gradients or update are non-finite is skipped (weights and moments kept) instead of stopping the
+  // run; the count is logged.
+  bool skip_nonfinite_steps = false;
   void validate() const;
 };
 template <class Config>
@@ -65,11 +68,20 @@ struct AdamW {
 float clip_grad_norm(std::vector<float>& grads, float clip);
 
 struct StepMetrics {
-  int64_t step = 0;  // 1-based count of optimizer steps done
+  int64_t step = 0;      // 1-based count of optimizer steps done
+  bool skipped = false;  // non-finite, skipped (skip_nonfinite_steps)
   float loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, elapsed_s = 0;
   double flops = 0;  // training FLOPs the step ran: 3 × the forwards' TrainPass::last_forward_flops()
 };
+
+// AdamW's update guarded against non-finite values: gradients (when grad_norm is not finite) are checked before, the
+// parameters and moments after. A non-finite step throws a recur::Error naming the step and the first bad tensor,
+// or, with skip_nonfinite_steps, is undone (the step counter still advances) and false is returned.
+bool guarded_update(Model& model, const std::vector<float>& grads, AdamW& opt, const TrainConfig& config, float lr,
+                    float grad_norm);
+// Refuses a run whose estimated memory (parameters, gradients, moments, activations) exceeds this machine's.
+void check_training_memory(const Model& model, const TrainConfig& config);
 
 // Training data as a function of (step, micro_step) only, so a resumed run sees exactly the same batches.
 using BatchSource = std::function<Batch(int64_t step, int micro_step)>;

@@ -3,6 +3,10 @@
 #include "core/config_keys.h"
 
 #include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "core/json_read.h"
 
 namespace recur {
 
@@ -12,44 +16,59 @@ namespace {
 
 std::string quoted(const std::string& context, const std::string& key) { return context + ": \"" + key + "\""; }
 
+// Integers are read exactly: floats (even 2.0) and values outside the field's type are refused, never narrowed.
+template <class Int>
+void read_integer(const json& value, Int& out, const std::string& context, const std::string& key) {
+  check(value.is_number_integer(), quoted(context, key), " must be an integer, got ", brief_json(value));
+  int64_t v = value.is_number_unsigned() ? 0 : value.get<int64_t>();
+  bool fits = value.is_number_unsigned()
+                  ? value.get<uint64_t>() <= (uint64_t)std::numeric_limits<Int>::max()
+                  : v >= (int64_t)std::numeric_limits<Int>::min() && v <= (int64_t)std::numeric_limits<Int>::max();
+  check(fits, quoted(context, key), " is ", brief_json(value), ", outside ", std::numeric_limits<Int>::min(), "..",
+        std::numeric_limits<Int>::max(), "; use a value in range");
+  out = value.get<Int>();
+}
+
 }  // namespace
 
 void read_json_value(const json& value, int& out, const std::string& context, const std::string& key) {
-  check(value.is_number_integer(), quoted(context, key) + " must be an integer, got " + value.dump());
-  out = value.get<int>();
+  read_integer(value, out, context, key);
 }
 
 void read_json_value(const json& value, int64_t& out, const std::string& context, const std::string& key) {
-  check(value.is_number_integer(), quoted(context, key) + " must be an integer, got " + value.dump());
-  out = value.get<int64_t>();
+  read_integer(value, out, context, key);
 }
 
 void read_json_value(const json& value, uint64_t& out, const std::string& context, const std::string& key) {
-  check(value.is_number_unsigned(), quoted(context, key) + " must be a non-negative integer, got " + value.dump());
+  check(value.is_number_unsigned(), quoted(context, key), " must be a non-negative integer, got ", brief_json(value));
   out = value.get<uint64_t>();
 }
 
 void read_json_value(const json& value, float& out, const std::string& context, const std::string& key) {
-  check(value.is_number(), quoted(context, key) + " must be a number, got " + value.dump());
+  check(value.is_number(), quoted(context, key), " must be a number, got ", brief_json(value));
+  check(std::isfinite(value.get<float>()), quoted(context, key), " is ", brief_json(value),
+        ", outside the float32 range; use a finite value");
   out = value.get<float>();
 }
 
 void read_json_value(const json& value, bool& out, const std::string& context, const std::string& key) {
-  check(value.is_boolean(), quoted(context, key) + " must be true or false");
+  check(value.is_boolean(), quoted(context, key), " must be true or false");
   out = value.get<bool>();
 }
 
 void read_json_value(const json& value, std::string& out, const std::string& context, const std::string& key) {
-  check(value.is_string(), quoted(context, key) + " must be a string, got " + value.dump());
+  check(value.is_string(), quoted(context, key), " must be a string, got ", brief_json(value));
   out = value.get<std::string>();
 }
 
 void read_json_value(const json& value, std::vector<float>& out, const std::string& context, const std::string& key) {
-  std::string message = quoted(context, key) + " must be a list of numbers, e.g. [1, 0.67, 0.33], got " + value.dump();
-  check(value.is_array(), message);
+  auto fail = [&] {
+    throw Error(quoted(context, key) + " must be a list of numbers, e.g. [1, 0.67, 0.33], got " + brief_json(value));
+  };
+  if (!value.is_array()) fail();
   out.clear();
   for (const auto& item : value) {
-    check(item.is_number(), message);
+    if (!item.is_number()) fail();
     out.push_back(item.get<float>());
   }
 }

@@ -50,6 +50,7 @@ struct ConfigKey {
   std::string help;
   std::vector<std::string> choices;  // enum keys: the value names, in enum order
   bool required = false;             // reading JSON: a missing key is an error instead of keeping the default
+  bool omit_default = false;         // writing JSON: left out while it holds its default (keys added later)
 
   bool is_list() const { return std::holds_alternative<std::vector<float> Config::*>(field); }
 
@@ -82,14 +83,14 @@ struct ConfigKey {
 // Entries for a plain field (int, int64, uint64, float, bool, string, float list) and for an enum field.
 template <class Config, class T>
 ConfigKey<Config> config_key(std::string name, T Config::*member, std::string help) {
-  return {std::move(name), member, std::move(help), {}, false};
+  return {std::move(name), member, std::move(help), {}, false, false};
 }
 template <class Config, class Enum>
 ConfigKey<Config> config_enum_key(std::string name, Enum Config::*member, std::vector<std::string> choices,
                                   std::string help) {
   ChoiceField<Config> field{[member](const Config& c) { return (int)(c.*member); },
                             [member](Config& c, int index) { c.*member = (Enum)index; }};
-  return {std::move(name), std::move(field), std::move(help), std::move(choices), false};
+  return {std::move(name), std::move(field), std::move(help), std::move(choices), false, false};
 }
 
 template <class Config>
@@ -122,13 +123,14 @@ void read_keys(Config& config, const nlohmann::json& j, const std::vector<Config
   }
 }
 
-// The object of every key for which `emit` is true (all when it is empty).
+// The object of every key for which `emit` is true (all when it is empty), omit_default keys only when not default.
 template <class Config>
 nlohmann::json write_keys(const Config& config, const std::vector<ConfigKey<Config>>& keys,
                           const std::function<bool(const ConfigKey<Config>&)>& emit = {}) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& key : keys)
-    if (!emit || emit(key)) j[key.name] = key.write(config);
+    if ((!emit || emit(key)) && !(key.omit_default && key.write(config) == key.write(Config{})))
+      j[key.name] = key.write(config);
   return j;
 }
 

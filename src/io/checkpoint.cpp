@@ -2,6 +2,9 @@
 // Loading checks every file against the model config and says which file is wrong and what to do.
 #include "recur/checkpoint.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -13,9 +16,27 @@ namespace recur {
 
 namespace fs = std::filesystem;
 
+const ParamInfo* first_nonfinite(const Model& model, const std::vector<float>& buffer) {
+  for (const ParamInfo& p : model.param_table())
+    for (size_t i = 0; i < p.numel; i++)
+      if (!std::isfinite(buffer[p.offset + i])) return &p;
+  return nullptr;
+}
+
+void check_tensor_values(const std::string& file, const std::string& tensor, const float* data, size_t n,
+                         bool nonnegative) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += !std::isfinite(data[i]) || (nonnegative && data[i] < 0);
+  check(bad == 0, file, ": tensor \"", tensor, "\" holds ", bad, " of ", n, nonnegative ? " negative or" : "",
+        " non-finite values (NaN/Inf); the run diverged or the file is damaged: use an earlier checkpoint");
+}
+
 void save_weights(const Model& model, const std::string& path) {
   SafeTensors st;
-  for (const ParamInfo& p : model.param_table()) st.add_f32(p.name, p.shape, model.params.data() + p.offset);
+  for (const ParamInfo& p : model.param_table()) {
+    check_tensor_values(path, p.name, model.params.data() + p.offset, p.numel, false);  // never write NaN
+    st.add_f32(p.name, p.shape, model.params.data() + p.offset);
+  }
   if (model.config().mor_routing == MorRouting::token && !model.mor_bias.empty())  // routing state, not trained
     st.add_f32("model.mor_bias", {(int64_t)model.mor_bias.size()}, model.mor_bias.data());
   st.metadata["format"] = "recur";
@@ -23,11 +44,11 @@ void save_weights(const Model& model, const std::string& path) {
   safetensors_write(path, st);
 }
 
-void load_weights(Model& model, const std::string& path) {
-  SafeTensors st = safetensors_read(path);
+void load_weights(Model& model, const SafeTensors& st, const std::string& path) {
   for (const ParamInfo& p : model.param_table()) {
     const TensorData& t = st.get(p.name, p.shape);
     check(t.dtype == DType::f32, path, ": tensor \"", p.name, "\" must be F32");
+    check_tensor_values(path, p.name, t.f32(), p.numel, false);
     std::copy(t.f32(), t.f32() + p.numel, model.params.data() + p.offset);
   }
   std::set<std::string> known;
@@ -36,6 +57,7 @@ void load_weights(Model& model, const std::string& path) {
     known.insert("model.mor_bias");
     if (st.has("model.mor_bias")) {
       const TensorData& t = st.get("model.mor_bias", {model.config().n_recursions});
+      check_tensor_values(path, "model.mor_bias", t.f32(), t.numel(), false);
       model.mor_bias.assign(t.f32(), t.f32() + model.config().n_recursions);
     }
   }
@@ -43,6 +65,8 @@ void load_weights(Model& model, const std::string& path) {
     check(known.count(name) > 0, path, ": holds tensor \"", name,
           "\" that this model config does not have; use the matching config.json");
 }
+
+void load_weights(Model& model, const std::string& path) { load_weights(model, safetensors_read(path), path); }
 
 std::string checkpoint_save_model(const std::string& out_dir, const Model& model, int64_t step,
                                   const CheckpointExtraFiles& extra_files) {
@@ -64,25 +88,43 @@ std::string checkpoint_save_model(const std::string& out_dir, const Model& model
 
 std::string checkpoint_resolve(const std::string& path) {
   check(fs::exists(path), "checkpoint: \"", path, "\" does not exist; give a checkpoint folder or a training out_dir");
-  if (fs::exists(path + "/model.safetensors")) return path;
+  if (fs::exists(path + "/model.safetensors")) return path;  // a directory there fails when it is read, naming it
   if (fs::exists(path + "/latest")) {
-    std::string name = read_file_text(path + "/latest");
+    std::string name = read_file_text(path + "/latest", 4096);
     while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    std::string dir = path + "/" + name;
-    check(!name.empty() && name.find('/') == std::string::npos && fs::exists(dir + "/model.safetensors"),
-          "checkpoint: ", path, "/latest names \"", name,
+    // a plain folder name (step_*), so nothing in the file reaches a path unchecked
+    bool plain =
+        !name.empty() && name.size() <= 64 && name[0] != '.' &&
+        std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum((unsigned char)ch) || ch == '_'; });
+    check(plain && fs::exists(path + "/" + name + "/model.safetensors"), "checkpoint: ", path, "/latest names \"",
+          plain ? name : name.substr(0, 24) + "...",
           "\", which is not a checkpoint folder; point --resume at a step_* folder");
-    return dir;
+    return path + "/" + name;
   }
   throw Error("checkpoint: \"" + path +
               "\" holds neither model.safetensors nor a `latest` pointer; "
               "give a step_* checkpoint folder or the out_dir of a training run");
 }
 
+ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights) {
+  ModelConfig config = model_config_from_file(dir + "/config.json");
+  auto saved = weights.metadata.find("config");  // absent in files of other tools
+  check(saved == weights.metadata.end() ||
+            model_config_to_json(model_config_from_json(saved->second)) == model_config_to_json(config),
+        dir, ": config.json differs from the config stored in model.safetensors; restore the config.json saved with ",
+        "these weights");
+  if (weights.has("model.embed_tokens.weight"))  // the shapes before the model is allocated
+    check(weights.get("model.embed_tokens.weight").shape == std::vector<int64_t>{config.vocab_size, config.d_model},
+          dir, ": model.safetensors does not hold a model of config.json's vocab_size and d_model; use the matching ",
+          "config.json");
+  return config;
+}
+
 Model checkpoint_load_model(const std::string& path) {
   std::string dir = checkpoint_resolve(path);
-  Model model(model_config_from_file(dir + "/config.json"));
-  load_weights(model, dir + "/model.safetensors");
+  SafeTensors weights = safetensors_read(dir + "/model.safetensors");
+  Model model(checkpoint_config(dir, weights));
+  load_weights(model, weights, dir + "/model.safetensors");
   return model;
 }
 

@@ -1,4 +1,5 @@
-// safetensors reader/writer with strict validation of the header against the file.
+// safetensors reader/writer with strict validation of the header against the file, and a content hash per tensor
+// in the metadata (FNV-1a 64, src/io/checksum.h) written at save and verified at load.
 #include "recur/safetensors.h"
 
 #include <fcntl.h>
@@ -6,10 +7,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
+#include "core/json_read.h"
+#include "core/memory_limit.h"
+#include "io/checksum.h"
 #include "recur/error.h"
 
 namespace recur {
@@ -71,24 +77,90 @@ const TensorData& SafeTensors::get(const std::string& name, const std::vector<in
   return t;
 }
 
+namespace {
+
+using Fail = std::function<void(const std::string&)>;
+constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;  // the limit of the reference implementation
+const std::string kChecksumPrefix = "fnv1a64:";            // metadata key of a tensor's content hash
+
+// One header entry: dtype, shape and offsets checked against the data and each other.
+TensorData parse_entry(const std::string& name, const json& entry, const uint8_t* data, uint64_t data_size,
+                       std::pair<uint64_t, uint64_t>& range, const Fail& fail) {
+  if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+    fail("entry \"" + name + "\" lacks dtype, shape or data_offsets");
+  TensorData t;
+  if (!entry["dtype"].is_string()) fail("dtype of \"" + name + "\" is not a string");
+  std::string dtype = entry["dtype"].get<std::string>();
+  if (dtype == "F32")
+    t.dtype = DType::f32;
+  else if (dtype == "I32")
+    t.dtype = DType::i32;
+  else
+    fail("tensor \"" + name + "\" has dtype " + dtype.substr(0, 16) + "; recur reads F32 and I32");
+  if (!entry["shape"].is_array()) fail("shape of \"" + name + "\" is not a list");
+  for (const json& s : entry["shape"]) {
+    if (!s.is_number_integer() || s.get<int64_t>() < 0 || s.get<int64_t>() > (int64_t(1) << 40))
+      fail("shape of \"" + name + "\" has an invalid dimension");
+    t.shape.push_back(s.get<int64_t>());
+  }
+  const json& off = entry["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    fail("data_offsets of \"" + name + "\" is not two non-negative integers");
+  uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+  if (begin > end || end > data_size)
+    fail("tensor \"" + name + "\" lies outside the data (file truncated?): offsets [" + std::to_string(begin) + ", " +
+         std::to_string(end) + ") but only " + std::to_string(data_size) + " data bytes");
+  double numel = 1;
+  for (int64_t s : t.shape) numel *= (double)s;
+  if ((double)(end - begin) != numel * 4)
+    fail("tensor \"" + name + "\" has " + std::to_string(end - begin) + " bytes but shape " + shape_str(t.shape) +
+         " needs " + std::to_string((uint64_t)(numel * 4)));
+  t.bytes.assign(data + begin, data + end);
+  range = {begin, end};
+  return t;
+}
+
+// Checks and removes the content hashes recur writes into the metadata. Files without them (older recur, other
+// tools) load unchecked; RECUR_SKIP_CHECKSUMS=1 skips the check for speed.
+void verify_checksums(SafeTensors& st, const Fail& fail) {
+  const char* skip = std::getenv("RECUR_SKIP_CHECKSUMS");
+  bool verify = !(skip && std::string(skip) == "1");
+  for (auto it = st.metadata.begin(); it != st.metadata.end();) {
+    if (it->first.rfind(kChecksumPrefix, 0) != 0) {
+      ++it;
+      continue;
+    }
+    std::string name = it->first.substr(kChecksumPrefix.size());
+    if (!st.has(name)) fail("metadata holds a checksum for tensor \"" + name + "\", which the file lacks");
+    const TensorData& t = st.tensors.at(name);
+    if (verify && hex64(fnv1a64(t.bytes.data(), t.bytes.size())) != it->second)
+      fail("tensor \"" + name + "\" does not match its checksum (flipped bits, a damaged copy); set " +
+           "RECUR_SKIP_CHECKSUMS=1 only to read it anyway");
+    it = st.metadata.erase(it);
+  }
+}
+
+}  // namespace
+
 SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::string& source) {
-  auto fail = [&](const std::string& what) {
+  Fail fail = [&](const std::string& what) {
     throw Error(source + ": not a valid safetensors file (" + what + "); re-create it or restore a good copy");
   };
   if (file.size() < 8) fail("shorter than its 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | file[i];
   if (header_len > file.size() - 8) fail("header length " + std::to_string(header_len) + " exceeds the file size");
+  std::string_view header_text(reinterpret_cast<const char*>(file.data()) + 8, header_len);
   json header;
   try {
-    header = json::parse(file.begin() + 8, file.begin() + 8 + (long)header_len);
-  } catch (const json::parse_error& e) {
+    header = parse_json_strict(header_text, "header", kMaxHeaderBytes);
+  } catch (const Error& e) {
     fail(std::string("header is not JSON: ") + e.what());
   }
   if (!header.is_object()) fail("header is not a JSON object");
   SafeTensors st;
   st.source = source;
-  size_t data_size = file.size() - 8 - header_len;
+  uint64_t data_size = file.size() - 8 - header_len;
   const uint8_t* data = file.data() + 8 + header_len;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   std::vector<std::pair<uint64_t, std::string>> by_offset;
@@ -103,65 +175,31 @@ SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::strin
       }
       continue;
     }
-    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
-      fail("entry \"" + name + "\" lacks dtype, shape or data_offsets");
-    TensorData t;
-    if (!entry["dtype"].is_string()) fail("dtype of \"" + name + "\" is not a string");
-    std::string dtype = entry["dtype"].get<std::string>();
-    if (dtype == "F32")
-      t.dtype = DType::f32;
-    else if (dtype == "I32")
-      t.dtype = DType::i32;
-    else
-      fail("tensor \"" + name + "\" has dtype " + dtype + "; recur reads F32 and I32");
-    if (!entry["shape"].is_array()) fail("shape of \"" + name + "\" is not a list");
-    for (const json& s : entry["shape"]) {
-      if (!s.is_number_integer() || s.get<int64_t>() < 0 || s.get<int64_t>() > (int64_t(1) << 40))
-        fail("shape of \"" + name + "\" has an invalid dimension");
-      t.shape.push_back(s.get<int64_t>());
-    }
-    const json& off = entry["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      fail("data_offsets of \"" + name + "\" is not two non-negative integers");
-    uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-    if (begin > end || end > data_size)
-      fail("tensor \"" + name + "\" lies outside the data (file truncated?): offsets [" + std::to_string(begin) + ", " +
-           std::to_string(end) + ") but only " + std::to_string(data_size) + " data bytes");
-    double numel = 1;
-    for (int64_t s : t.shape) numel *= (double)s;
-    if ((double)(end - begin) != numel * 4)
-      fail("tensor \"" + name + "\" has " + std::to_string(end - begin) + " bytes but shape " + shape_str(t.shape) +
-           " needs " + std::to_string((uint64_t)(numel * 4)));
-    t.bytes.assign(data + begin, data + end);
-    ranges.push_back({begin, end});
-    by_offset.push_back({begin, name});
-    st.tensors[name] = std::move(t);
+    std::pair<uint64_t, uint64_t> range;
+    st.tensors[name] = parse_entry(name, entry, data, data_size, range, fail);
+    ranges.push_back(range);
+    by_offset.push_back({range.first, name});
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); i++)
     if (ranges[i].first < ranges[i - 1].second) fail("two tensors overlap in the data");
   std::sort(by_offset.begin(), by_offset.end());
   for (auto& [offset, name] : by_offset) st.order.push_back(name);
+  verify_checksums(st, fail);
   return st;
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  uint64_t size = checked_file_size(path, machine_memory_bytes() ? machine_memory_bytes() : UINT64_MAX);
   std::ifstream in(path, std::ios::binary);
-  check(in.good(), "cannot open \"", path, "\"; check the path");
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  check(size >= 0, "cannot read \"", path, "\"");
-  std::vector<uint8_t> bytes((size_t)size);
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(bytes.data()), size);
-  check(in.good() || size == 0, "cannot read \"", path, "\" completely");
+  check(in.good(), "cannot open \"", path, "\"; check its permissions");
+  std::vector<uint8_t> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), (std::streamsize)size);
+  check((uint64_t)in.gcount() == size, "cannot read \"", path, "\" completely (it changed while being read?)");
   return bytes;
 }
 
-std::string read_file_text(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
+std::string read_file_text(const std::string& path, uint64_t max_bytes) { return read_file_checked(path, max_bytes); }
 
 SafeTensors safetensors_read(const std::string& path) { return safetensors_parse(read_file_bytes(path), path); }
 
@@ -175,7 +213,12 @@ std::vector<uint8_t> safetensors_serialize(const SafeTensors& st) {
                     {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }
-  if (!st.metadata.empty()) header["__metadata__"] = st.metadata;
+  std::map<std::string, std::string> metadata = st.metadata;
+  for (const std::string& name : st.order) {
+    const TensorData& t = st.tensors.at(name);
+    metadata[kChecksumPrefix + name] = hex64(fnv1a64(t.bytes.data(), t.bytes.size()));
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string text = header.dump();
   while (text.size() % 8) text += ' ';
   std::vector<uint8_t> out(8 + text.size() + offset);

@@ -1,12 +1,11 @@
 // Model configuration: JSON parsing with helpful errors, validation, and the layer schedule that maps each
 // layer application onto unique weights (docs/design.md, "Looping and sharing": cycle, sequence, middle variants,
 // middle looping).
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/config_keys.h"
 #include "core/json_floats.h"
+#include "core/json_read.h"
 #include "recur/config.h"
 #include "recur/error.h"
 
@@ -126,8 +125,10 @@ float ModelConfig::capacity(int r) const {
 }
 
 void ModelConfig::validate() const {
+  // The bound keeps every product of two dimensions inside int64; the memory estimate (src/model/model.cpp) does the
+  // rest.
   auto positive = [](int v, const char* key) {
-    check(v > 0, std::string("config: ") + key + " must be a positive integer, got " + std::to_string(v));
+    check(v > 0 && v <= (1 << 24), "config: ", key, " must be a positive integer up to 16777216, got ", v);
   };
   positive(vocab_size, "vocab_size");
   positive(d_model, "d_model");
@@ -173,14 +174,16 @@ void ModelConfig::validate() const {
           "config: mor_kv_sharing needs mor_capacity[0] = 1 (the first recursion writes K/V for every token)");
     check(mor_aux_loss >= 0 && mor_balance_loss >= 0 && mor_z_loss >= 0, "config: MoR loss coefficients must be >= 0");
   }
+  check(loop_block >= 0 && loop_count >= 1, "config: loop_block must be >= 0 (0: off) and loop_count >= 1, got ",
+        loop_block, " and ", loop_count);
   if (loop_block > 0) {
     check(sharing == Sharing::none, "config: loop_block (middle looping) and sharing \"" +
                                         std::string(sharing_name(sharing)) +
                                         "\" exclude each other; set sharing to none");
     check(prelude >= 0 && coda >= 0 && loop_count >= 1, "config: prelude and coda must be >= 0 and loop_count >= 1");
-    check(n_layers == prelude + loop_block * loop_count + coda,
-          "config: n_layers (" + std::to_string(n_layers) + ") must equal prelude + loop_block*loop_count + coda = " +
-              std::to_string(prelude + loop_block * loop_count + coda));
+    int64_t looped = (int64_t)prelude + (int64_t)loop_block * loop_count + coda;  // in 64 bits: no overflow
+    check(n_layers == looped, "config: n_layers (", n_layers,
+          ") must equal prelude + loop_block*loop_count + coda = ", looped);
   } else {
     check(prelude == 0 && coda == 0, "config: prelude/coda need loop_block > 0 (middle looping)");
     if (sharing == Sharing::cycle || sharing == Sharing::sequence)
@@ -196,12 +199,7 @@ void ModelConfig::validate() const {
 }
 
 ModelConfig model_config_from_json(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(std::string("config: not valid JSON (") + e.what() + "); fix the syntax at the byte it names");
-  }
+  json j = parse_json_strict(text, "config", kMaxConfigBytes);
   check(j.is_object(), "config: the top level must be a JSON object of model settings");
   check_known_keys(j, model_config_keys(), "config");
   ModelConfig c;
@@ -212,12 +210,8 @@ ModelConfig model_config_from_json(const std::string& text) {
 }
 
 ModelConfig model_config_from_file(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), "config: cannot open \"" + path + "\"; check the path");
-  std::stringstream ss;
-  ss << in.rdbuf();
   try {
-    return model_config_from_json(ss.str());
+    return model_config_from_json(read_file_checked(path, kMaxConfigBytes));
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }

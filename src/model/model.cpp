@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/memory_limit.h"
 #include "recur/error.h"
 #include "recur/layer.h"
 #include "recur/rng.h"
@@ -78,9 +79,16 @@ MorStack make_mor_stack(const ModelConfig& c) {
 
 }  // namespace
 
+// The config, valid and with a RoPE table that fits in memory: rope_ is built from it before the constructor's body.
+static const ModelConfig& checked(const ModelConfig& c) {
+  c.validate();
+  check_fits_memory(8.0 * c.max_seq_len * c.head_dim(), "model: the RoPE tables (max_seq_len x head_dim)",
+                    "lower max_seq_len");
+  return c;
+}
+
 Model::Model(const ModelConfig& config)
-    : config_(config), rope_(config.head_dim(), config.max_seq_len, config.rope_theta) {
-  config_.validate();
+    : config_(checked(config)), rope_(config.head_dim(), config.max_seq_len, config.rope_theta) {
   const ModelConfig& c = config_;
   TableBuilder t{table_};
   offsets_.embed = t.add("model.embed_tokens.weight", {c.vocab_size, c.d_model}, true);
@@ -90,6 +98,8 @@ Model::Model(const ModelConfig& config)
   add_routers(t, c, offsets_);
   offsets_.final_norm = t.add("model.norm.weight", {c.d_model}, false);
   offsets_.lm_head = c.tied_embeddings ? offsets_.embed : t.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
+  check_fits_memory(4.0 * (double)t.offset, "model: the " + std::to_string(t.offset) + " parameters",
+                    "use a smaller d_model, d_ff, vocab_size or fewer unique layers");
   params.assign(t.offset, 0.0f);
   if (c.mor_routing == MorRouting::token) mor_bias.assign(c.n_recursions, 0.0f);
   schedule_ = c.layer_schedule();

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/config_keys.h"
+#include "core/json_read.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
 
@@ -15,12 +17,15 @@ namespace fs = std::filesystem;
 static void save_optimizer_state(const std::string& dir, const Model& model, const AdamW& opt,
                                  const TrainConfig& train_config) {
   SafeTensors st;
+  std::string file = dir + "/optimizer.safetensors";
   for (const ParamInfo& p : model.param_table()) {
+    check_tensor_values(file, p.name + ".exp_avg", opt.m.data() + p.offset, p.numel, false);  // never write NaN
+    check_tensor_values(file, p.name + ".exp_avg_sq", opt.v.data() + p.offset, p.numel, true);
     st.add_f32(p.name + ".exp_avg", p.shape, opt.m.data() + p.offset);
     st.add_f32(p.name + ".exp_avg_sq", p.shape, opt.v.data() + p.offset);
   }
   st.metadata["step"] = std::to_string(opt.step);
-  safetensors_write(dir + "/optimizer.safetensors", st);
+  safetensors_write(file, st);
   nlohmann::json state = {{"step", opt.step},
                           {"train_config", nlohmann::json::parse(train_config_to_json(train_config))}};
   write_text_atomic(dir + "/train_state.json", state.dump(2) + "\n");
@@ -33,26 +38,38 @@ std::string checkpoint_save_training(const std::string& out_dir, const Model& mo
   });
 }
 
-// The step and training settings of train_state.json.
+// The step and training settings of train_state.json; every error names the file.
 static void load_train_state(const std::string& dir, AdamW& opt, TrainConfig& train_config) {
+  std::string path = dir + "/train_state.json";
   try {
-    nlohmann::json state = nlohmann::json::parse(read_file_text(dir + "/train_state.json"));
-    train_config = train_config_from_json(state.at("train_config").dump());
-    opt.step = state.at("step").get<int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(dir + "/train_state.json is damaged (" + e.what() + "); resume from an earlier checkpoint");
+    nlohmann::json state = parse_json_strict(read_file_checked(path, kMaxConfigBytes), path, kMaxConfigBytes);
+    check(state.is_object() && state.contains("train_config") && state.contains("step"),
+          "expected an object with \"step\" and \"train_config\"");
+    read_json_value(state["step"], opt.step, "train state", "step");
+    check(opt.step >= 0, "\"step\" must be >= 0");
+    train_config = train_config_from_json(state["train_config"].dump());
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (in " + path + "); resume from an earlier checkpoint");
   }
 }
 
 static void load_optimizer_moments(const std::string& dir, const Model& model, AdamW& opt) {
-  SafeTensors st = safetensors_read(dir + "/optimizer.safetensors");
+  std::string file = dir + "/optimizer.safetensors";
+  SafeTensors st = safetensors_read(file);
   check(st.metadata.count("step") && st.metadata.at("step") == std::to_string(opt.step), dir,
         ": optimizer.safetensors and train_state.json disagree on the step; the checkpoint is inconsistent");
+  check(st.order.size() == 2 * model.param_table().size(), file, ": holds ", st.order.size(),
+        " tensors but this model's optimizer has ", 2 * model.param_table().size(),
+        "; the file belongs to another model or is damaged");
+  int64_t step = opt.step;
   opt.init(model.n_params());
-  opt.step = std::stoll(st.metadata.at("step"));
+  opt.step = step;
   for (const ParamInfo& p : model.param_table()) {
     const TensorData& m = st.get(p.name + ".exp_avg", p.shape);
     const TensorData& v = st.get(p.name + ".exp_avg_sq", p.shape);
+    check(m.dtype == DType::f32 && v.dtype == DType::f32, file, ": moments of \"", p.name, "\" must be F32");
+    check_tensor_values(file, p.name + ".exp_avg", m.f32(), p.numel, false);
+    check_tensor_values(file, p.name + ".exp_avg_sq", v.f32(), p.numel, true);
     std::copy(m.f32(), m.f32() + p.numel, opt.m.data() + p.offset);
     std::copy(v.f32(), v.f32() + p.numel, opt.v.data() + p.offset);
   }
@@ -60,11 +77,12 @@ static void load_optimizer_moments(const std::string& dir, const Model& model, A
 
 void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config) {
   std::string dir = checkpoint_resolve(path);
-  ModelConfig saved = model_config_from_file(dir + "/config.json");
+  SafeTensors weights = safetensors_read(dir + "/model.safetensors");
+  ModelConfig saved = checkpoint_config(dir, weights);
   check(model_config_to_json(saved) == model_config_to_json(model.config()),
         "resume: the checkpoint's config.json differs from the model being trained; resume with the checkpoint's "
         "config");
-  load_weights(model, dir + "/model.safetensors");
+  load_weights(model, weights, dir + "/model.safetensors");
   check(fs::exists(dir + "/optimizer.safetensors") && fs::exists(dir + "/train_state.json"), "resume: ", dir,
         " has no optimizer state (weights only); start a new run from it instead of resuming");
   load_train_state(dir, opt, train_config);

@@ -4,6 +4,7 @@
 
 #include "core/config_keys.h"
 #include "core/json_floats.h"
+#include "core/json_read.h"
 #include "recur/error.h"
 #include "recur/train.h"
 
@@ -42,6 +43,11 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
     key.required = true;
     return key;
   };
+  // train_state.json of runs that do not use it stays as before
+  auto omitted_when_default = [](ConfigKey<C> key) {
+    key.omit_default = true;
+    return key;
+  };
   static const std::vector<ConfigKey<C>> keys = {
       always(config_key("batch_size", &C::batch_size, "sequences per micro-batch")),
       always(config_key("seq_len", &C::seq_len, "tokens per sequence")),
@@ -71,6 +77,8 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
                  "MoR: linear warm-up of the balancing loss (0: off)"),
       config_key("mor_bias_rate", &C::mor_bias_rate,
                  "MoR token choice: loss-free balancing bias step (1e-3 is typical; 0: off)"),
+      omitted_when_default(config_key("skip_nonfinite_steps", &C::skip_nonfinite_steps,
+                                      "skip a step whose gradients or update are NaN/Inf instead of stopping")),
   };
   return keys;
 }
@@ -82,12 +90,7 @@ std::string train_config_to_json(const TrainConfig& c) {
 }
 
 TrainConfig train_config_from_json(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(std::string("train state: not valid JSON (") + e.what() + ")");
-  }
+  json j = parse_json_strict(text, "train state", kMaxConfigBytes);
   check(j.is_object(), "train state: expected a JSON object");
   TrainConfig c;
   read_keys(c, j, train_config_keys(), "train state");

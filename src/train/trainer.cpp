@@ -10,6 +10,7 @@
 
 #include "recur/error.h"
 #include "recur/rng.h"
+#include "recur/run_lock.h"
 #include "recur/token_choice.h"
 #include "recur/train.h"
 #include "recur/train_checkpoint.h"
@@ -103,8 +104,8 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   StepMetrics m;
   m.grad_norm = clip_grad_norm(pass.grads, c.grad_clip);
   m.lr = lr_at(c, opt.step);
-  opt.update(model, pass.grads, c, m.lr);
-  if (mor) {
+  m.skipped = !guarded_update(model, pass.grads, opt, c, m.lr, m.grad_norm);
+  if (mor && !m.skipped) {
     if (c.mor_bias_rate > 0) token_update_bias(model, pass.mor_stats().depth_load, c.mor_bias_rate);
     pass.set_mor_warmup(1.0, 1.0);  // evaluation and inference use the target capacities
   }
@@ -148,6 +149,8 @@ RunTotals read_run_totals(const std::string& out_dir) {
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,
                       const TrainOptions& opts) {
   config.validate();
+  RunLock lock(opts.out_dir);  // one writer per run folder, from before a resume reads it
+  check_training_memory(model, config);
   check(config.seq_len <= model.config().max_seq_len,
         "train: seq_len " + std::to_string(config.seq_len) + " exceeds the model's max_seq_len " +
             std::to_string(model.config().max_seq_len) + "; lower --seq_len or raise max_seq_len in the config");
@@ -175,11 +178,12 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   auto run_start = Clock::now();
   int64_t first_step = opt.step;
   double smoothed_tps = 0;
-  int64_t last_step = opts.stop_at > 0 ? std::min(opts.stop_at, c.steps) : c.steps;
+  int64_t last_step = opts.stop_at > 0 ? std::min(opts.stop_at, c.steps) : c.steps, skipped = 0;
   while (opt.step < last_step) {
     last = train_step(model, pass, opt, c, batches);
-    check(std::isfinite(last.loss), "train: loss became " + std::to_string(last.loss) + " at step " +
-                                        std::to_string(last.step) + "; lower --lr or check the data");
+    skipped += last.skipped;
+    check(last.skipped || std::isfinite(last.loss), "train: loss became " + std::to_string(last.loss) + " at step " +
+                                                        std::to_string(last.step) + "; lower --lr or check the data");
     smoothed_tps = smoothed_tps == 0 ? last.tokens_per_s : 0.9 * smoothed_tps + 0.1 * last.tokens_per_s;
     nlohmann::json row = {{"step", last.step},
                           {"loss", last.loss},
@@ -211,6 +215,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
       if (!opts.quiet && last.step == last_step) std::printf("saved checkpoint %s\n", dir.c_str());
     }
   }
+  if (skipped > 0) std::fprintf(stderr, "train: skipped %lld non-finite steps\n", (long long)skipped);
   return last;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/json_read.h"
 #include "recur/error.h"
 
 namespace recur::tasks {
@@ -13,7 +14,7 @@ namespace recur::tasks {
 Options::Options(const std::string& task, const nlohmann::json& options) : task_(task), json_(options) {
   if (json_.is_null()) json_ = nlohmann::json::object();
   check(json_.is_object(), task_, ": options must be a JSON object such as {\"test_permille\": 50}, got ",
-        json_.dump());
+        brief_json(json_));
 }
 
 bool Options::has(const std::string& key) const { return json_.contains(key); }
@@ -22,7 +23,7 @@ int Options::get_int(const std::string& key, int default_value, int min_value, i
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_number_integer(), task_, ": option ", key, " must be an integer, got ", value.dump());
+  check(value.is_number_integer(), task_, ": option ", key, " must be an integer, got ", brief_json(value));
   long long v = value.get<long long>();
   check(v >= min_value && v <= max_value, task_, ": option ", key, " = ", v, " is out of range; use a value in [",
         min_value, ", ", max_value, "]");
@@ -33,7 +34,7 @@ bool Options::get_bool(const std::string& key, bool default_value) {
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_boolean(), task_, ": option ", key, " must be true or false, got ", value.dump());
+  check(value.is_boolean(), task_, ": option ", key, " must be true or false, got ", brief_json(value));
   return value.get<bool>();
 }
 
@@ -44,7 +45,7 @@ std::string Options::get_string(const std::string& key, const std::string& defau
   for (const std::string& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  check(value.is_string(), task_, ": option ", key, " must be a string, one of ", list, "; got ", value.dump());
+  check(value.is_string(), task_, ": option ", key, " must be a string, one of ", list, "; got ", brief_json(value));
   std::string s = value.get<std::string>();
   check(std::find(allowed.begin(), allowed.end(), s) != allowed.end(), task_, ": unknown ", key, " \"", s,
         "\"; use one of ", list);
@@ -58,10 +59,10 @@ std::vector<int> Options::get_int_list(const std::string& key, const std::vector
   const nlohmann::json& value = json_[key];
   std::string hint = "; e.g. \"" + key + "\": [" + std::to_string(default_value.front()) + "]";
   check(value.is_array() && !value.empty(), task_, ": option ", key, " must be a non-empty list of integers, got ",
-        value.dump(), hint);
+        brief_json(value), hint);
   std::vector<int> out;
   for (const nlohmann::json& item : value) {
-    check(item.is_number_integer(), task_, ": option ", key, " must hold integers only, got ", item.dump(), hint);
+    check(item.is_number_integer(), task_, ": option ", key, " must hold integers only, got ", brief_json(item), hint);
     long long v = item.get<long long>();
     check(v >= min_value && v <= max_value, task_, ": option ", key, " contains ", v, ", out of range; use values in [",
           min_value, ", ", max_value, "]");
