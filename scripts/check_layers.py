@@ -26,7 +26,7 @@ PUBLIC_HEADERS = {
     "expert_choice.h": "model", "token_choice.h": "model",
     "checkpoint.h": "io", "safetensors.h": "io",
     "data.h": "data", "tasks.h": "data",
-    "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train",
+    "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train", "distributed.h": "train",
     "sample.h": "infer", "serve.h": "infer", "decode.h": "infer",
     "experiment.h": "experiment",
     "report.h": "report",
