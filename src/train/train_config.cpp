@@ -32,6 +32,8 @@ void TrainConfig::validate() const {
         "train: mor_capacity_warmup_steps, mor_balance_warmup_steps and mor_bias_rate must be >= 0");
   check((loop_count_min == 0 && loop_count_max == 0) || (loop_count_min >= 1 && loop_count_max >= loop_count_min),
         "train: loop_count_min/max must both be 0 (off) or 1 <= loop_count_min <= loop_count_max");
+  check(reduce_shards >= 0 && param_check_every >= 0 && comm_timeout > 0,
+        "train: reduce_shards and param_check_every must be >= 0, comm_timeout > 0");
 }
 
 // Keys a train_state.json has held since the first one are required; the later ones default when absent, so
@@ -71,6 +73,11 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
                  "MoR: linear warm-up of the balancing loss (0: off)"),
       config_key("mor_bias_rate", &C::mor_bias_rate,
                  "MoR token choice: loss-free balancing bias step (1e-3 is typical; 0: off)"),
+      config_key("reduce_shards", &C::reduce_shards,
+                 "ranks: gradient shards per micro-batch summed in fixed order, bit-identical for any rank count "
+                 "dividing it (0: one per rank, all-reduce)"),
+      config_key("param_check_every", &C::param_check_every, "ranks: compare parameters every N steps (0: off)"),
+      config_key("comm_timeout", &C::comm_timeout, "ranks: seconds a collective may wait before the job stops"),
   };
   return keys;
 }
