@@ -12,7 +12,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 cat "$here"/../../docs/*.md "$here"/../../README.md > data.txt
 # One machine, as root in CI: loopback TCP only, and the two flags OpenMPI needs for root and for 2 cores.
-export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+# scripts/two_host_mpi.sh runs the `equal` case with its own MPIRUN and interfaces.
+export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
+export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 # the hang case uses a larger model so that the stopped rank is most likely computing, not communicating
 width=32
@@ -22,7 +24,7 @@ base=(--threads 1 train --data data.txt --d_model $width --n_heads 2 --n_layers 
   --param_check_every 1)
 args=("${base[@]}" --steps 6 --save_every 3)
 one() { "$recur" "${args[@]}" "$@" > /dev/null; }
-two() { timeout 50 mpirun -np 2 "$recur" "${args[@]}" "$@" > /dev/null; }
+two() { timeout 50 ${MPIRUN:-mpirun -np 2} "$recur" "${args[@]}" "$@" > /dev/null; }
 # compare <run a> <run b> <relative tolerance>: every metrics row's loss, grad norm and validation numbers.
 compare() {
   python3 - "$1" "$2" "$3" <<'PY'
