@@ -27,6 +27,7 @@ PUBLIC_HEADERS = {
     "checkpoint.h": "io", "safetensors.h": "io",
     "data.h": "data", "tasks.h": "data",
     "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train", "run_lock.h": "train",
+    "distributed.h": "train",
     "sample.h": "infer", "serve.h": "infer", "decode.h": "infer",
     "experiment.h": "experiment",
     "report.h": "report",

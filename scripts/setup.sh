@@ -10,6 +10,8 @@ packages=(
   python3-torch python3-numpy     # PyTorch oracle for parity tests and the peer benchmark
   python3-matplotlib              # experiment plots
   bible-kjv bible-kjv-text        # built-in corpus
+  libopenmpi-dev openmpi-bin      # data-parallel training over processes and machines (docs/distributed.md)
+  iproute2                        # scripts/two_host_mpi.sh: two network namespaces joined by a veth pair
 )
 missing=()
 for p in "${packages[@]}"; do

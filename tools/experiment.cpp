@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "recur/distributed.h"
 #include "recur/error.h"
 #include "recur/experiment.h"
 #include "recur/report.h"
@@ -65,6 +66,7 @@ int run_experiment_command(const ExperimentCommandOptions& o) {
   while (std::getline(list, item, ','))
     if (!item.empty()) e.models.push_back(LoopSpec::parse(item));
   ExperimentReport report = run_experiment(e);
+  if (dist_rank() != 0) return 0;  // rank 0 writes the report (docs/distributed.md)
   std::string table = write_experiment_report(e, report);
   std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", table.c_str(), e.out_dir.c_str());
   return 0;

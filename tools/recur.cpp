@@ -1,23 +1,42 @@
 // tools/recur.cpp: the `recur` command-line program, a thin layer over the engine library. main creates the
 // app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, experiment,
-// task, bench train/mor/serve/decode), parses, and runs the one given with the program's error handling.
+// task, bench train/mor/serve/decode), parses, and runs the one given with the program's error handling. Under
+// mpirun it joins the process group first (docs/distributed.md); ranks other than 0 print only errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <thread>
 #include <vector>
 
 #include "cli.h"
+#include "recur/distributed.h"
 #include "recur/error.h"
 #include "recur/runtime.h"
 
 using namespace recur;
+
+// Threads per rank (0: the default that keeps all local ranks within the cores); rank 0 says what it chose, and
+// the other ranks' stdout is closed so that the job prints one progress line per step.
+static int rank_threads(int asked) {
+  int threads = asked > 0 ? asked : dist_default_threads();
+  int cores = (int)std::thread::hardware_concurrency();
+  if (dist_rank() == 0)
+    std::printf("recur: %d ranks (%d on this machine) x %d threads per rank on %d cores%s\n", dist_size(),
+                dist_local_size(), threads, cores,
+                threads * dist_local_size() > cores ? " (oversubscribed: lower --threads)" : "");
+  else
+    check(std::freopen("/dev/null", "w", stdout) != nullptr, "cannot silence the output of rank ", dist_rank());
+  return threads;
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"recur: train, evaluate and serve looped and recursive transformers on the CPU"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
   int threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS (0: all cores)")->capture_default_str();
+  CLI::Option* threads_flag =
+      app.add_option("--threads", threads, "threads for kernels and BLAS (0: all cores; under mpirun: cores / ranks)")
+          ->capture_default_str();
   std::vector<cli::Command> commands = {cli::add_train_command(app), cli::add_sample_command(app),
                                         cli::add_serve_command(app), cli::add_experiment_command(app),
                                         cli::add_task_command(app)};
@@ -34,6 +53,8 @@ int main(int argc, char** argv) {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear at once in logs
   try {
+    DistributedSession session(&argc, &argv);
+    if (dist_size() > 1) threads = rank_threads(threads_flag->count() > 0 ? threads : 0);
     set_num_threads(threads);
     for (const cli::Command& command : commands)
       if (*command.app) return command.run();

@@ -41,6 +41,13 @@ struct TrainConfig {
   // A step whose gradients or update are non-finite is skipped (weights and moments kept) instead of stopping the
   // run; the count is logged.
   bool skip_nonfinite_steps = false;
+  // Several ranks (docs/distributed.md): reduce_shards > 0 splits each micro-batch into that many shards whose
+  // gradients are summed in a fixed order, bit-identical on any rank count dividing it (0: one shard per rank and
+  // an MPI all-reduce); parameters are compared across ranks every param_check_every steps (0: never); a
+  // collective waiting longer than comm_timeout seconds stops the job.
+  int reduce_shards = 0;
+  int64_t param_check_every = 50;
+  float comm_timeout = 300;
   void validate() const;
 };
 template <class Config>
@@ -97,9 +104,18 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats);
 BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& config);
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& config);
 
-// One optimizer step of `pass`'s model: grad_accum micro-batches, forward, backward, clip, AdamW.
-StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& config,
-                       const BatchSource& batches);
+// What the micro-batches of one step sum to: losses, FLOPs, tokens; the routing load of the last micro-batch.
+struct StepTotals {
+  double loss = 0, flops = 0;
+  int64_t tokens = 0;
+  std::vector<double> depth_load;
+};
+class DataParallel;  // recur/distributed.h
+
+// One optimizer step of `pass`'s model: grad_accum micro-batches, forward, backward, clip, AdamW. With an active
+// `parallel`, the micro-batches are shared among the ranks and the gradients reduced (recur/distributed.h).
+StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& config, const BatchSource& batches,
+                       DataParallel* parallel = nullptr);
 
 struct TrainOptions {
   std::string out_dir;      // checkpoints and metrics.jsonl go here

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "recur/checkpoint.h"
+#include "recur/distributed.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
 #include "recur/task_train.h"
@@ -170,7 +171,9 @@ static void evaluate_final(const Model& model, const tasks::Task& task, const Ex
   r->eval_examples = e.eval_examples;
 }
 
+// Of several ranks (docs/distributed.md) only rank 0 writes; every rank computes the same result.
 static void write_result(const std::string& path, const ModelResult& r) {
+  if (dist_rank() != 0) return;
   std::string text = result_to_json(r).dump(2) + "\n";
   write_file_atomic(path, text.data(), text.size());
 }

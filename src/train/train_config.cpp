@@ -33,6 +33,8 @@ void TrainConfig::validate() const {
         "train: mor_capacity_warmup_steps, mor_balance_warmup_steps and mor_bias_rate must be >= 0");
   check((loop_count_min == 0 && loop_count_max == 0) || (loop_count_min >= 1 && loop_count_max >= loop_count_min),
         "train: loop_count_min/max must both be 0 (off) or 1 <= loop_count_min <= loop_count_max");
+  check(reduce_shards >= 0 && param_check_every >= 0 && comm_timeout > 0,
+        "train: reduce_shards and param_check_every must be >= 0, comm_timeout > 0");
 }
 
 // Keys a train_state.json has held since the first one are required; the later ones default when absent, so
@@ -79,6 +81,11 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
                  "MoR token choice: loss-free balancing bias step (1e-3 is typical; 0: off)"),
       omitted_when_default(config_key("skip_nonfinite_steps", &C::skip_nonfinite_steps,
                                       "skip a step whose gradients or update are NaN/Inf instead of stopping")),
+      config_key("reduce_shards", &C::reduce_shards,
+                 "ranks: gradient shards per micro-batch summed in fixed order, bit-identical for any rank count "
+                 "dividing it (0: one per rank, all-reduce)"),
+      config_key("param_check_every", &C::param_check_every, "ranks: compare parameters every N steps (0: off)"),
+      config_key("comm_timeout", &C::comm_timeout, "ranks: seconds a collective may wait before the job stops"),
   };
   return keys;
 }

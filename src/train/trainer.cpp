@@ -7,7 +7,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "recur/distributed.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 #include "recur/run_lock.h"
@@ -76,7 +78,23 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
   };
 }
 
-StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& c, const BatchSource& batches) {
+// One process: every micro-batch's gradient added into pass.grads.
+static StepTotals local_gradients(TrainPass& pass, const TrainConfig& c, const BatchSource& batches, int64_t step) {
+  pass.zero_grad();
+  StepTotals totals;
+  for (int micro = 0; micro < c.grad_accum; micro++) {
+    Batch batch = batches(step, micro);
+    totals.loss += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+    pass.backward();
+    totals.tokens += (int64_t)batch.batch_size * batch.seq_len;
+    totals.flops += 3.0 * pass.last_forward_flops();
+  }
+  totals.depth_load = pass.mor_stats().depth_load;
+  return totals;
+}
+
+StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainConfig& c, const BatchSource& batches,
+                       DataParallel* parallel) {
   check(&pass.model() == &model, "train_step: the pass runs another model");
   auto t0 = Clock::now();
   int trained_loops = model.config().loop_count;
@@ -89,16 +107,8 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
     auto ramp = [&](int64_t warmup) { return warmup > 0 ? std::min(1.0, (double)(opt.step + 1) / warmup) : 1.0; };
     pass.set_mor_warmup(ramp(c.mor_capacity_warmup_steps), ramp(c.mor_balance_warmup_steps));
   }
-  pass.zero_grad();
-  double loss = 0, flops = 0;
-  int64_t tokens = 0;
-  for (int micro = 0; micro < c.grad_accum; micro++) {
-    Batch batch = batches(opt.step, micro);
-    loss += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-    pass.backward();
-    tokens += (int64_t)batch.batch_size * batch.seq_len;
-    flops += 3.0 * pass.last_forward_flops();
-  }
+  StepTotals totals = parallel && parallel->active() ? parallel->gradients(pass, c, batches, opt.step)
+                                                     : local_gradients(pass, c, batches, opt.step);
   if (c.loop_count_max > 0) model.set_loop_count(trained_loops);
   if (c.grad_accum > 1) kernels::scale_inplace(pass.grads.data(), pass.grads.size(), 1.0f / c.grad_accum);
   StepMetrics m;
@@ -106,14 +116,14 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   m.lr = lr_at(c, opt.step);
   m.skipped = !guarded_update(model, pass.grads, opt, c, m.lr, m.grad_norm);
   if (mor && !m.skipped) {
-    if (c.mor_bias_rate > 0) token_update_bias(model, pass.mor_stats().depth_load, c.mor_bias_rate);
+    if (c.mor_bias_rate > 0) token_update_bias(model, totals.depth_load, c.mor_bias_rate);
     pass.set_mor_warmup(1.0, 1.0);  // evaluation and inference use the target capacities
   }
   m.step = opt.step;
-  m.loss = (float)(loss / c.grad_accum);
+  m.loss = (float)(totals.loss / c.grad_accum);
   m.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  m.tokens_per_s = (double)tokens / m.elapsed_s;
-  m.flops = flops;
+  m.tokens_per_s = (double)totals.tokens / m.elapsed_s;
+  m.flops = totals.flops;
   return m;
 }
 
@@ -149,7 +159,8 @@ RunTotals read_run_totals(const std::string& out_dir) {
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,
                       const TrainOptions& opts) {
   config.validate();
-  RunLock lock(opts.out_dir);  // one writer per run folder, from before a resume reads it
+  std::optional<RunLock> lock;  // one writer per run folder (rank 0 of several), from before a resume reads it
+  if (dist_rank() == 0) lock.emplace(opts.out_dir);
   check_training_memory(model, config);
   check(config.seq_len <= model.config().max_seq_len,
         "train: seq_len " + std::to_string(config.seq_len) + " exceeds the model's max_seq_len " +
@@ -158,6 +169,8 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   AdamW opt;
   opt.init(model.n_params());
   TrainConfig c = config;
+  bool writer = dist_rank() == 0;  // of several ranks only rank 0 prints and writes (docs/distributed.md)
+  bool quiet = opts.quiet || !writer;
   if (!opts.resume_from.empty()) {
     TrainConfig saved;
     checkpoint_load_training(opts.resume_from, model, opt, saved);
@@ -168,22 +181,27 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
               std::to_string(saved.batch_size) + "/" + std::to_string(saved.seq_len) + "/" +
               std::to_string(saved.seed) + "/" + std::to_string(saved.grad_accum) +
               "); pass the same values to continue the run");
-    if (!opts.quiet)
+    if (!quiet)
       std::printf("resumed from %s at step %lld\n", checkpoint_resolve(opts.resume_from).c_str(), (long long)opt.step);
   }
-  std::filesystem::create_directories(opts.out_dir);
-  std::ofstream metrics(opts.out_dir + "/metrics.jsonl", std::ios::app);
-  check(metrics.good(), "train: cannot write " + opts.out_dir + "/metrics.jsonl");
+  std::ofstream metrics;
+  if (writer) {
+    std::filesystem::create_directories(opts.out_dir);
+    metrics.open(opts.out_dir + "/metrics.jsonl", std::ios::app);
+    check(metrics.good(), "train: cannot write " + opts.out_dir + "/metrics.jsonl");
+  }
+  DataParallel parallel(model, c);
   StepMetrics last;
   auto run_start = Clock::now();
   int64_t first_step = opt.step;
   double smoothed_tps = 0;
   int64_t last_step = opts.stop_at > 0 ? std::min(opts.stop_at, c.steps) : c.steps, skipped = 0;
   while (opt.step < last_step) {
-    last = train_step(model, pass, opt, c, batches);
+    last = train_step(model, pass, opt, c, batches, &parallel);
+    parallel.check_params(model, c, last.step);
     skipped += last.skipped;
-    check(last.skipped || std::isfinite(last.loss), "train: loss became " + std::to_string(last.loss) + " at step " +
-                                                        std::to_string(last.step) + "; lower --lr or check the data");
+    check(last.skipped || std::isfinite(last.loss), "train: loss became ", last.loss, " at step ", last.step,
+          "; lower --lr or check the data");
     smoothed_tps = smoothed_tps == 0 ? last.tokens_per_s : 0.9 * smoothed_tps + 0.1 * last.tokens_per_s;
     nlohmann::json row = {{"step", last.step},
                           {"loss", last.loss},
@@ -198,10 +216,9 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
       eval = evaluate(pass);
       for (const auto& [name, value] : eval) row[name] = value;
     }
-    metrics << row.dump() << "\n";
-    metrics.flush();
+    if (writer) metrics << row.dump() << "\n" << std::flush;
     bool log_now = (c.log_every > 0 && last.step % c.log_every == 0) || last.step == c.steps || eval_now;
-    if (log_now && !opts.quiet) {
+    if (log_now && !quiet) {
       double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
       double eta = elapsed / (double)(last.step - first_step) * (double)(c.steps - last.step);
       std::printf("step %6lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s", (long long)last.step,
@@ -210,9 +227,9 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
       std::printf("\n");
       std::fflush(stdout);
     }
-    if ((c.save_every > 0 && last.step % c.save_every == 0) || last.step == last_step) {
+    if (writer && ((c.save_every > 0 && last.step % c.save_every == 0) || last.step == last_step)) {
       std::string dir = checkpoint_save_training(opts.out_dir, model, opt, c);
-      if (!opts.quiet && last.step == last_step) std::printf("saved checkpoint %s\n", dir.c_str());
+      if (!quiet && last.step == last_step) std::printf("saved checkpoint %s\n", dir.c_str());
     }
   }
   if (skipped > 0) std::fprintf(stderr, "train: skipped %lld non-finite steps\n", (long long)skipped);
