@@ -1,6 +1,6 @@
 // tools/recur.cpp: the `recur` command-line program, a thin layer over the engine library. main creates the
-// app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, experiment,
-// task, bench train/mor/serve), parses, and runs the one given with the program's error handling.
+// app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, server,
+// experiment, task, bench train/mor/serve), parses, and runs the one given with the program's error handling.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -18,9 +18,9 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
   int threads = 2;
   app.add_option("--threads", threads, "threads for kernels and BLAS (0: all cores)")->capture_default_str();
-  std::vector<cli::Command> commands = {cli::add_train_command(app), cli::add_sample_command(app),
-                                        cli::add_serve_command(app), cli::add_experiment_command(app),
-                                        cli::add_task_command(app)};
+  std::vector<cli::Command> commands = {cli::add_train_command(app),      cli::add_sample_command(app),
+                                        cli::add_serve_command(app),      cli::add_server_command(app),
+                                        cli::add_experiment_command(app), cli::add_task_command(app)};
   CLI::App* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
   for (auto add : {cli::add_bench_train_command, cli::add_bench_mor_command, cli::add_bench_serve_command})
