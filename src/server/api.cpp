@@ -37,7 +37,10 @@ int64_t integer_field(const json& j, const char* name, int64_t fallback, int64_t
   const json* v = field(j, name);
   if (!v) return fallback;
   if (!v->is_number_integer()) fail(name, std::string("'") + name + "' must be an integer", "invalid_type");
-  if (v->is_number_unsigned() ? v->get<uint64_t>() > (uint64_t)hi : v->get<int64_t>() < lo || v->get<int64_t>() > hi)
+  // unsigned JSON numbers (every integer >= 0) may not fit int64_t: compare them as unsigned
+  bool unsigned_value = v->is_number_unsigned();
+  if (unsigned_value ? v->get<uint64_t>() > (uint64_t)hi || (int64_t)v->get<uint64_t>() < lo
+                     : v->get<int64_t>() < lo || v->get<int64_t>() > hi)
     fail(name, std::string("'") + name + "' must be from " + std::to_string(lo) + " to " + std::to_string(hi),
          "invalid_value");
   return v->get<int64_t>();
