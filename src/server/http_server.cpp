@@ -2,6 +2,8 @@
 // as server-sent events), limits (413, 429), and the shutdown on SIGINT/SIGTERM. Tokens travel from the engine
 // thread to the request's HTTP thread through a Channel; a stream whose client went away cancels its sequence.
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -209,6 +211,11 @@ int HttpServer::run(const sigset_t& signals) {
   int threads = options_.http_threads;
   http_.new_task_queue = [threads] { return new httplib::ThreadPool((size_t)threads); };
   http_.set_payload_max_length(options_.max_body_bytes);
+  http_.set_socket_options([](socket_t sock) {  // accepted sockets inherit these on Linux
+    httplib::default_socket_options(sock);
+    int yes = 1;  // a stream writes small events: without this Nagle's algorithm holds them for the peer's ACK
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+  });
   http_.set_keep_alive_timeout(2);
   http_.set_keep_alive_max_count(1000);
   int port = options_.port;
