@@ -81,6 +81,12 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 
 void sample(std::string& out, const std::string& name, double value) { out += name + " " + number(value) + "\n"; }
 
+// A metric with one unlabelled sample.
+void single(std::string& out, const char* name, const char* type, const char* help, double value) {
+  metric(out, name, type, help);
+  sample(out, name, value);
+}
+
 void histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
   metric(out, name, "histogram", help);
   for (size_t i = 0; i < h.bounds.size(); i++)
@@ -94,38 +100,27 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
 
 std::string prometheus_text(const EngineMetrics& m, const HttpCounters& http) {
   std::string out;
-  metric(out, "recur_http_requests_total", "counter", "HTTP requests received");
-  sample(out, "recur_http_requests_total", (double)http.requests);
-  metric(out, "recur_http_errors_total", "counter", "HTTP requests answered with an error status");
-  sample(out, "recur_http_errors_total", (double)http.errors);
+  single(out, "recur_http_requests_total", "counter", "HTTP requests received", (double)http.requests);
+  single(out, "recur_http_errors_total", "counter", "HTTP requests answered with an error status", (double)http.errors);
   metric(out, "recur_requests_total", "counter", "completion requests by outcome");
   sample(out, "recur_requests_total{outcome=\"submitted\"}", (double)m.requests_submitted);
   sample(out, "recur_requests_total{outcome=\"finished\"}", (double)m.requests_finished);
   sample(out, "recur_requests_total{outcome=\"cancelled\"}", (double)m.requests_cancelled);
   sample(out, "recur_requests_total{outcome=\"rejected\"}", (double)m.requests_rejected);
-  metric(out, "recur_prompt_tokens_total", "counter", "prompt tokens admitted");
-  sample(out, "recur_prompt_tokens_total", (double)m.prompt_tokens);
-  metric(out, "recur_generated_tokens_total", "counter", "tokens generated");
-  sample(out, "recur_generated_tokens_total", (double)m.generated_tokens);
-  metric(out, "recur_queue_depth", "gauge", "requests waiting for a batch slot");
-  sample(out, "recur_queue_depth", (double)m.queue_depth);
-  metric(out, "recur_live_sequences", "gauge", "sequences in batch slots");
-  sample(out, "recur_live_sequences", (double)m.live_sequences);
-  metric(out, "recur_batch_slots", "gauge", "batch slots (max_batch)");
-  sample(out, "recur_batch_slots", (double)m.max_batch);
-  metric(out, "recur_batch_occupancy", "gauge", "mean fraction of slots occupied per engine iteration");
-  sample(out, "recur_batch_occupancy",
+  single(out, "recur_prompt_tokens_total", "counter", "prompt tokens admitted", (double)m.prompt_tokens);
+  single(out, "recur_generated_tokens_total", "counter", "tokens generated", (double)m.generated_tokens);
+  single(out, "recur_queue_depth", "gauge", "requests waiting for a batch slot", (double)m.queue_depth);
+  single(out, "recur_live_sequences", "gauge", "sequences in batch slots", (double)m.live_sequences);
+  single(out, "recur_batch_slots", "gauge", "batch slots (max_batch)", (double)m.max_batch);
+  single(out, "recur_batch_occupancy", "gauge", "mean fraction of slots occupied per engine iteration",
          m.iterations > 0 ? (double)m.occupied_slots / ((double)m.iterations * m.max_batch) : 0.0);
-  metric(out, "recur_engine_iterations_total", "counter", "iterations of the batching loop");
-  sample(out, "recur_engine_iterations_total", (double)m.iterations);
-  metric(out, "recur_mor_block_passes_total", "counter", "MoR: passes of the shared recursion block");
-  sample(out, "recur_mor_block_passes_total", (double)m.block_passes);
-  metric(out, "recur_mor_block_rows_total", "counter", "MoR: token rows run by those passes");
-  sample(out, "recur_mor_block_rows_total", (double)m.block_rows);
-  metric(out, "recur_mor_rows_per_pass", "gauge", "MoR: mean rows per pass of the shared block");
-  sample(out, "recur_mor_rows_per_pass", m.block_passes > 0 ? (double)m.block_rows / (double)m.block_passes : 0.0);
-  metric(out, "recur_kv_cache_bytes", "gauge", "bytes of the live sequences' KV caches");
-  sample(out, "recur_kv_cache_bytes", (double)m.kv_bytes);
+  single(out, "recur_engine_iterations_total", "counter", "iterations of the batching loop", (double)m.iterations);
+  single(out, "recur_mor_block_passes_total", "counter", "MoR: passes of the shared recursion block",
+         (double)m.block_passes);
+  single(out, "recur_mor_block_rows_total", "counter", "MoR: token rows run by those passes", (double)m.block_rows);
+  single(out, "recur_mor_rows_per_pass", "gauge", "MoR: mean rows per pass of the shared block",
+         m.block_passes > 0 ? (double)m.block_rows / (double)m.block_passes : 0.0);
+  single(out, "recur_kv_cache_bytes", "gauge", "bytes of the live sequences' KV caches", (double)m.kv_bytes);
   histogram(out, "recur_time_to_first_token_seconds", "from submission to the first generated token",
             m.time_to_first_token);
   histogram(out, "recur_inter_token_latency_seconds", "between consecutive tokens of a sequence",
