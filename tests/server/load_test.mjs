@@ -1,10 +1,12 @@
 // Load test of `recur server` (ctest server_load, loopback only, bounded): 64 concurrent clients send 1000 mixed
 // requests (streamed or not, short and long, every tenth abandoned mid-stream). None may be lost, every finished
 // completion must equal its solo reference (an abandoned one a prefix of it), the server must not crash, and its
-// RSS must come back near its idle level. Usage: node load_test.mjs RECUR CHECKPOINT [REQUESTS] [CLIENTS]
+// RSS must come back near its idle level (within 25% plus RSS_SLACK_KIB: the sanitizer build's allocator keeps
+// freed memory in quarantine, so it gets more). Usage: node load_test.mjs RECUR CHECKPOINT [REQUESTS] [CLIENTS]
+// [RSS_SLACK_KIB]
 import { check, post, rssKiB, startServer, streamCompletion, timeLimit } from "./harness.mjs";
 
-const [recur, checkpoint, total = "1000", clients = "64"] = process.argv.slice(2);
+const [recur, checkpoint, total = "1000", clients = "64", slack = "16384"] = process.argv.slice(2);
 timeLimit(280);
 const server = await startServer(recur, checkpoint, ["--max_batch", "16", "--max_queue", "1024"]);
 const url = server.url;
@@ -54,7 +56,7 @@ const after = rssKiB(server.proc.pid);
 console.log(`load_test: ${done} requests (${cancelled} abandoned) by ${clients} clients in ${seconds.toFixed(1)} s; ` +
             `lost ${lost}, corrupted ${corrupted}; RSS idle ${idle} KiB, after ${after} KiB`);
 check(lost === 0 && corrupted === 0 && done === Number(total), "lost or corrupted requests");
-check(after <= idle * 1.25 + 16384, "RSS did not come back near idle");
+check(after <= idle * 1.25 + Number(slack), "RSS did not come back near idle");
 const health = await (await fetch(url + "/health")).json();
 check(health.status === "ok", "health after load");
 server.proc.kill("SIGTERM");
