@@ -64,6 +64,7 @@ class HttpServer {
   httplib::Server http_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> seeds_{0}, http_requests_{0}, http_errors_{0};
+  std::atomic<int> open_streams_{0};  // streams not yet fully written: shutdown waits for them
   uint64_t seed_base_ = (uint64_t)std::chrono::system_clock::now().time_since_epoch().count();
 };
 
@@ -106,6 +107,7 @@ void HttpServer::stream(httplib::Response& res, uint64_t id, std::shared_ptr<Cha
   std::string cid = "cmpl-" + std::to_string(id);
   int64_t created = std::time(nullptr);
   res.set_header("Cache-Control", "no-cache");
+  open_streams_++;
   auto provide = [this, id, channel, decoder, sent, cid, created, prompt_tokens](size_t, httplib::DataSink& sink) {
     std::vector<int32_t> tokens;
     bool done;
@@ -135,8 +137,9 @@ void HttpServer::stream(httplib::Response& res, uint64_t id, std::shared_ptr<Cha
     if (done) sink.done();
     return true;
   };
-  res.set_chunked_content_provider("text/event-stream", provide, [this, id, channel](bool success) {
+  res.set_chunked_content_provider("text/event-stream", provide, [this, id](bool success) {
     if (!success) engine_.cancel(id);
+    open_streams_--;
   });
 }
 
@@ -203,6 +206,9 @@ void HttpServer::wait_for_signal(const sigset_t& signals) {
   std::fprintf(stderr, "recur server: signal %d, %s the requests in flight\n", sig,
                options_.cancel_on_shutdown ? "cancelling" : "finishing");
   engine_.shutdown(options_.cancel_on_shutdown);
+  // httplib ends chunked responses once it stops: let the streams write their last events first (bounded, in
+  // case a stream's provider was never started)
+  for (int i = 0; i < 1000 && open_streams_ > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   http_.stop();
 }
 
