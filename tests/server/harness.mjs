@@ -53,7 +53,7 @@ export async function streamCompletion(url, body, abortAfter = 0) {
     body: JSON.stringify({ ...body, stream: true }), headers: { "content-type": "application/json" } });
   check(res.status === 200, "stream status", res.status);
   const decoder = new TextDecoder();
-  let buffer = "", text = "", chunks = 0, done = false, finish = null;
+  let buffer = "", text = "", chunks = 0, done = false, finish = null, aborted = false;
   try {
     for await (const piece of res.body) {
       buffer += decoder.decode(piece, { stream: true });
@@ -66,13 +66,18 @@ export async function streamCompletion(url, body, abortAfter = 0) {
         const chunk = JSON.parse(event.slice(6));
         text += chunk.choices[0].text;
         finish = chunk.choices[0].finish_reason ?? finish;
-        if (abortAfter && ++chunks >= abortAfter) { abort.abort(); return { text, aborted: true }; }
+        if (abortAfter && ++chunks >= abortAfter) {
+          aborted = true;  // leaving the loop cancels the body, which may throw AbortError
+          abort.abort();
+          break;
+        }
       }
+      if (aborted) break;
     }
   } catch (e) {
     if (e.name !== "AbortError") throw e;
   }
-  return { text, done, finish, aborted: false };
+  return { text, done, finish, aborted };
 }
 
 export function rssKiB(pid) {
