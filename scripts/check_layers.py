@@ -2,7 +2,7 @@
 """Layer check (ctest `layers`): every `#include "..."` in src/, include/recur/ and tools/ must point down the
 layers or sideways within one, and the folder graph must have no cycle. Prints the graph with edge counts.
 
-Layers, lowest first: core -> kernels -> model -> {io, data, train, infer} -> experiment -> report -> tools.
+Layers, lowest first: core -> kernels -> model -> {io, data, train, infer} -> {experiment, server} -> report -> tools.
 A file under src/<folder>/ belongs to <folder>, a file under tools/ to tools, and a public header to the folder
 that implements it (PUBLIC_HEADERS below). Folders of one layer may include each other while the graph stays
 acyclic (train -> io is fine, io -> train then is not).
@@ -16,7 +16,7 @@ import sys
 from check_common import repo_root, source_files, verdict
 
 LAYER_RANK = {"core": 0, "kernels": 1, "model": 2, "io": 3, "data": 3, "train": 3, "infer": 3,
-              "experiment": 4, "report": 5, "tools": 6}
+              "experiment": 4, "server": 4, "report": 5, "tools": 6}
 
 # include/recur/<name>.h -> the src folder that implements it. A new public header needs a line here.
 PUBLIC_HEADERS = {
@@ -28,7 +28,8 @@ PUBLIC_HEADERS = {
     "data.h": "data", "tasks.h": "data",
     "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train", "run_lock.h": "train",
     "distributed.h": "train",
-    "sample.h": "infer", "serve.h": "infer", "decode.h": "infer",
+    "sample.h": "infer", "serve.h": "infer", "decode.h": "infer", "engine.h": "infer",
+    "server.h": "server",
     "experiment.h": "experiment",
     "report.h": "report",
 }

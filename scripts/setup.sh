@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages recur needs to build, test and benchmark (idempotent; run as root or with sudo).
+# Installs the Debian packages recur needs to build, test and benchmark, and the npm packages of the server tests
+# (tests/server, from its package-lock.json) (idempotent; run as root or with sudo).
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   clang-format-14                 # scripts/check_format.sh
   libopenblas-openmp-dev          # BLAS sgemm, OpenMP-threaded (shares the OpenMP runtime with our kernels)
   nlohmann-json3-dev libcli11-dev # config/JSON parsing, command line
+  libcpp-httplib-dev              # recur server's HTTP layer (src/server)
   googletest libgtest-dev         # tests
   python3-torch python3-numpy     # PyTorch oracle for parity tests and the peer benchmark
   python3-matplotlib              # experiment plots
@@ -13,6 +15,7 @@ packages=(
   libopenmpi-dev openmpi-bin      # data-parallel training over processes and machines (docs/distributed.md)
   iproute2                        # scripts/two_host_mpi.sh: two network namespaces joined by a veth pair
 )
+command -v npm > /dev/null || packages+=(nodejs npm)  # the server tests (tests/server) run on node
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,5 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The official openai client the server tests drive recur server with, pinned by tests/server/package-lock.json.
+server_tests="$(cd "$(dirname "$0")/../tests/server" && pwd)"
+if [ ! -d "$server_tests/node_modules/openai" ]; then
+  (cd "$server_tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: all packages present"

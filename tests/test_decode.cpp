@@ -1,5 +1,6 @@
 // Incremental decoding: logits from a KV cache (prefill, then one token at a time, several sequences in one
-// batch) equal the full forward's, for plain, shared, middle-looped and input-injected models; bad use errors.
+// batch) equal the full forward's, for plain, shared, middle-looped and input-injected models; bad use errors;
+// top-p sampling draws only from the smallest set of likely tokens.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -158,4 +159,21 @@ TEST(Decode, GreedyGenerationMatchesFullForwardAndShiftsContext) {
   EXPECT_EQ(cached, std::vector<int32_t>(seq.begin() + 4, seq.end()));
   greedy.max_new_tokens = 40;  // past max_seq_len: the context shifts
   EXPECT_EQ(generate(m, prompt, greedy).size(), 40u);
+}
+
+TEST(Sample, TopPKeepsTheSmallestLikelySet) {
+  // probabilities 0.5, 0.3, 0.15, 0.05 (temperature 1): top_p 0.7 keeps the first two, top_p 1 all four
+  std::vector<float> logits = {std::log(0.15f), std::log(0.5f), std::log(0.05f), std::log(0.3f)};
+  SampleOptions o;
+  o.temperature = 1, o.top_k = 0, o.top_p = 0.7f;
+  Rng rng(3);
+  std::vector<int> counts(4, 0);
+  for (int i = 0; i < 4000; i++) counts[sample_token(logits.data(), 4, o, rng)]++;
+  EXPECT_EQ(counts[0] + counts[2], 0);
+  EXPECT_NEAR(counts[1] / 4000.0, 0.5 / 0.8, 0.03);
+  o.top_p = 1;
+  for (int i = 0; i < 4000; i++) counts[sample_token(logits.data(), 4, o, rng)]++;
+  EXPECT_GT(counts[2], 0);
+  o.top_p = 0.01f;  // always at least the most likely token
+  for (int i = 0; i < 50; i++) EXPECT_EQ(sample_token(logits.data(), 4, o, rng), 1);
 }

@@ -73,6 +73,8 @@ void add_train_flags(CLI::App* app, TrainConfig& config) {
 void add_sampling_flags(CLI::App* app, SampleOptions& options) {
   app->add_option("--temperature", options.temperature, "softmax temperature (0: greedy)")->capture_default_str();
   app->add_option("--top_k", options.top_k, "sample among the k most likely (0: all)")->capture_default_str();
+  app->add_option("--top_p", options.top_p, "sample among the most likely tokens of this total probability (1: all)")
+      ->capture_default_str();
   app->add_option("--seed", options.seed, "sampling seed")->capture_default_str();
 }
 

@@ -30,7 +30,7 @@ struct ModelFlags {
 
 // One flag per training setting, bound to `config`: its current values are the defaults the help shows.
 void add_train_flags(CLI::App* app, TrainConfig& config);
-// --temperature, --top_k, --seed (recur sample and recur serve).
+// --temperature, --top_k, --top_p, --seed (recur sample and recur serve).
 void add_sampling_flags(CLI::App* app, SampleOptions& options);
 // --task, --task_options (JSON text, see parse_task_options) and --task_seed: the flags that pick a task's data.
 void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed);
@@ -64,6 +64,7 @@ Command make_command(CLI::App& parent, const std::string& name, const std::strin
 Command add_train_command(CLI::App& parent);
 Command add_sample_command(CLI::App& parent);
 Command add_serve_command(CLI::App& parent);
+Command add_server_command(CLI::App& parent);
 Command add_experiment_command(CLI::App& parent);
 Command add_task_command(CLI::App& parent);
 Command add_bench_train_command(CLI::App& bench);

@@ -1,4 +1,4 @@
-// recur/sample.h: text generation from a trained model (temperature, top-k, seeded).
+// recur/sample.h: text generation from a trained model (temperature, top-k, top-p, seeded).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,10 +12,11 @@ struct SampleOptions {
   int max_new_tokens = 200;
   float temperature = 0.8f;  // 0: greedy
   int top_k = 40;            // 0: the whole vocabulary
+  float top_p = 1.0f;        // nucleus: the fewest most likely tokens (of the top k) whose probability is >= top_p
   uint64_t seed = 42;
 };
 
-// Draw one token id from logits (V) with the options' temperature and top-k (rng advanced by one draw).
+// Draw one token id from logits (V) with the options' temperature, top-k and top-p (rng advanced by one draw).
 struct Rng;
 int32_t sample_token(const float* logits, int V, const SampleOptions& options, Rng& rng);
 

@@ -1,4 +1,4 @@
-// Sampling: temperature and top-k over the last position's logits; generation decodes with a KV cache
+// Sampling: temperature, top-k and top-p over the last position's logits; generation decodes with a KV cache
 // (MoR models route causally, see recur/decode.h).
 #include "recur/sample.h"
 
@@ -23,6 +23,12 @@ int32_t sample_token(const float* logits, int V, const SampleOptions& o, Rng& rn
   std::vector<double> p(k);
   double mx = logits[ids[0]], sum = 0;
   for (int i = 0; i < k; i++) sum += p[i] = std::exp((logits[ids[i]] - mx) / o.temperature);
+  if (o.top_p < 1) {  // keep the most likely tokens until their mass reaches top_p (at least one)
+    double kept = 0;
+    int n = 0;
+    while (n < k && (n == 0 || kept < o.top_p * sum)) kept += p[n++];
+    k = n, sum = kept;
+  }
   double r = rng.uniform_float() * sum;
   for (int i = 0; i < k; i++) {
     r -= p[i];
@@ -35,6 +41,7 @@ std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& pr
   check(!prompt.empty(), "sample: the prompt is empty; give at least one character");
   check(o.max_new_tokens >= 0, "sample: max_new_tokens must be >= 0");
   check(o.top_k >= 0, "sample: top_k must be >= 0");
+  check(o.top_p > 0 && o.top_p <= 1, "sample: top_p must be in (0, 1]");
   int V = model.config().vocab_size, window = model.config().max_seq_len;
   Rng rng(o.seed);
   std::vector<int32_t> tokens = prompt, out;

@@ -1,0 +1,64 @@
+// The OpenAI-style request and response formats of the HTTP server (recur/server.h), apart from any socket:
+// request bodies parsed and checked into engine requests (errors name the field), byte-level text <-> tokens
+// with invalid UTF-8 replaced, the JSON of completions, stream chunks and errors, and the Prometheus text.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "recur/config.h"
+#include "recur/engine.h"
+
+namespace recur::server {
+
+// A request the server answers with an error: HTTP status and OpenAI's error object.
+struct ApiError {
+  int status = 400;
+  std::string message, type = "invalid_request_error", param, code;
+};
+nlohmann::json error_json(const ApiError& e);  // {"error": {"message", "type", "param", "code"}}
+
+struct CompletionParams {
+  std::vector<int32_t> prompt;
+  SampleOptions sampling;  // max_new_tokens = max_tokens
+  std::vector<std::vector<int32_t>> stop;
+  bool stream = false;
+};
+
+// POST /v1/completions: throws ApiError for malformed JSON, an unknown field, a wrong type or value, or a prompt
+// and max_tokens beyond the model's max_seq_len. default_seed is used when the request gives none.
+CompletionParams parse_completion(const std::string& body, const ModelConfig& config, uint64_t default_seed);
+// POST /tokenize {"content": text} -> token ids; POST /detokenize {"tokens": [ids]} -> ids (checked).
+std::string parse_tokenize(const std::string& body);
+std::vector<int32_t> parse_detokenize(const std::string& body, const ModelConfig& config);
+
+// Byte tokens -> UTF-8 text. Invalid bytes become U+FFFD (one per maximal invalid subpart, as the Unicode
+// standard and WHATWG decoders do); an incomplete sequence at the end is kept for the next piece of a stream
+// unless `last`.
+class Utf8Decoder {
+ public:
+  std::string decode(const std::vector<int32_t>& tokens, bool last);
+
+ private:
+  std::string pending_;
+};
+std::vector<int32_t> text_to_tokens(const std::string& text);
+
+struct Usage {
+  int prompt_tokens = 0, completion_tokens = 0;
+};
+nlohmann::json usage_json(const Usage& u);
+// A text_completion object, or (chunk) one server-sent event's object; finish_reason null while streaming.
+nlohmann::json completion_json(const std::string& id, const std::string& model, int64_t created,
+                               const std::string& text, const char* finish_reason);
+std::string finish_reason_text(FinishReason reason);  // OpenAI's words: "length", "stop" (a cancel: "stop")
+
+// Counters the HTTP layer keeps beside the engine's metrics.
+struct HttpCounters {
+  uint64_t requests = 0, errors = 0;
+};
+// GET /metrics: the engine's metrics and the HTTP counters in the Prometheus text format.
+std::string prometheus_text(const EngineMetrics& m, const HttpCounters& http);
+
+}  // namespace recur::server
