@@ -43,12 +43,14 @@ void expert_select_top_k(const std::vector<int32_t>& candidates, const float* z,
 double expert_capacity_fraction(const ModelConfig& c, int step, double warmup_progress);
 
 // Router losses of one step, averaged over its n candidates and added into `total` (a forward sums its steps):
-// the auxiliary BCE on the BCE logit (target: chosen) and the z-loss on z; with dz/dz_aux also their gradients
-// (added, so the gate's can join).
+// the auxiliary BCE on the BCE logit (target: chosen) and the z-loss on z.
 struct ExpertLosses {
   double bce = 0, z = 0;
 };
 void expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
-                          ExpertLosses& total, float* dz = nullptr, float* dz_aux = nullptr);
+                          ExpertLosses& total);
+// Their gradients, added into dz and dz_aux (n), so that the gate's can join.
+void expert_router_loss_grads(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen, float* dz,
+                              float* dz_aux);
 
 }  // namespace recur

@@ -89,14 +89,22 @@ double expert_capacity_fraction(const ModelConfig& c, int r, double progress) {
 }
 
 void expert_router_losses(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen,
-                          ExpertLosses& losses, float* dz, float* dz_aux) {
+                          ExpertLosses& losses) {
   const std::vector<float>& z_bce = s.bce_logits(c);
   int n = (int)s.z.size();
   for (int i = 0; i < n; i++) {
     float z = s.z[i], zb = z_bce[i], y = chosen[i] ? 1.0f : 0.0f;
     losses.bce += (std::max(zb, 0.0f) - zb * y + std::log1p(std::exp(-std::fabs(zb)))) / n;
     losses.z += (double)z * z / n;
-    if (!dz) continue;
+  }
+}
+
+void expert_router_loss_grads(const ModelConfig& c, const ExpertScores& s, const std::vector<char>& chosen, float* dz,
+                              float* dz_aux) {
+  const std::vector<float>& z_bce = s.bce_logits(c);
+  int n = (int)s.z.size();
+  for (int i = 0; i < n; i++) {
+    float z = s.z[i], zb = z_bce[i], y = chosen[i] ? 1.0f : 0.0f;
     float dbce = c.mor_aux_loss * (sigmoid(zb) - y) / n;
     dz[i] += c.mor_z_loss * 2.0f * z / n;
     if (c.mor_aux_router)

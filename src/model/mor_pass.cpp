@@ -184,8 +184,7 @@ void TrainPass::expert_backward(float* dstream) {
     scatter_add_rows(dstream, dx.data(), nullptr, step.selected.data(), n, d);
     // router logits: aux BCE and z-loss gradients, then the gate's on the selected candidates
     std::vector<float> dz(n_cand, 0.0f), dz_aux(n_cand, 0.0f), dh_cand((size_t)n_cand * d, 0.0f);
-    ExpertLosses unused;
-    expert_router_losses(c, step.scores, step.chosen, unused, dz.data(), dz_aux.data());
+    expert_router_loss_grads(c, step.scores, step.chosen, dz.data(), dz_aux.data());
     for (int i = 0, s = 0; i < n_cand; i++)
       if (step.chosen[i]) dz[i] += dgate[s++] * expert_gate_grad(c, step.scores.z[i]);
     expert_route_backward(model_, grads.data(), r, step.h_candidates.data(), n_cand, step.scores, dz.data(),
