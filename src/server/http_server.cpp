@@ -35,6 +35,9 @@ struct Channel {
   EngineResult result;
 };
 
+// How often a waiting whole completion checks that its client is still there.
+constexpr std::chrono::milliseconds kHeartbeat{250};
+
 std::string json_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 void send_json(httplib::Response& res, int status, const json& body) {
@@ -54,6 +57,7 @@ class HttpServer {
   void routes();
   void completions(const httplib::Request& req, httplib::Response& res);
   void stream(httplib::Response& res, uint64_t id, std::shared_ptr<Channel> channel, int prompt_tokens);
+  void whole(httplib::Response& res, uint64_t id, std::shared_ptr<Channel> channel);
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
   void wait_for_signal(const sigset_t& signals);
@@ -89,14 +93,39 @@ void HttpServer::completions(const httplib::Request& req, httplib::Response& res
     throw ApiError{429, "the request queue is full; retry later", "rate_limit_error", "", "queue_full"};
   }
   if (p.stream) return stream(res, id, channel, (int)p.prompt.size());
-  std::unique_lock<std::mutex> lock(channel->mutex);
-  channel->ready.wait(lock, [&] { return channel->done; });
-  const EngineResult& r = channel->result;
-  json body = server::completion_json("cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
-                                      server::Utf8Decoder().decode(r.tokens, true),
-                                      server::finish_reason_text(r.reason).c_str());
-  body["usage"] = server::usage_json({r.prompt_tokens, (int)r.tokens.size()});
-  send_json(res, 200, body);
+  whole(res, id, channel);
+}
+
+// A whole (non-streamed) completion, sent as one chunked JSON body once the sequence is done. While it waits, a
+// space (JSON allows leading whitespace) goes out every heartbeat: a failed write means the client left, and its
+// sequence is cancelled instead of running to the end for nobody.
+void HttpServer::whole(httplib::Response& res, uint64_t id, std::shared_ptr<Channel> channel) {
+  open_streams_++;
+  auto provide = [this, id, channel](size_t, httplib::DataSink& sink) {
+    EngineResult r;
+    {
+      std::unique_lock<std::mutex> lock(channel->mutex);
+      if (!channel->ready.wait_for(lock, kHeartbeat, [&] { return channel->done; })) {
+        lock.unlock();
+        return sink.write(" ", 1);  // false: the releaser below cancels
+      }
+      r = channel->result;
+    }
+    json body = server::completion_json("cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
+                                        server::Utf8Decoder().decode(r.tokens, true),
+                                        server::finish_reason_text(r.reason).c_str());
+    body["usage"] = server::usage_json({r.prompt_tokens, (int)r.tokens.size()});
+    std::string text = json_text(body);
+    if (!sink.write(text.data(), text.size())) return false;
+    sink.done();
+    return true;
+  };
+  // With the charset parameter httplib does not gzip the body (it compresses only an exact "application/json"):
+  // a compressor would hold back the heartbeats, and a client that left would go unnoticed.
+  res.set_chunked_content_provider("application/json; charset=utf-8", provide, [this, id](bool success) {
+    if (!success) engine_.cancel(id);
+    open_streams_--;
+  });
 }
 
 // Server-sent events in OpenAI's chunk format: one event per batch of tokens, a last one with finish_reason and
