@@ -1,7 +1,11 @@
 # bench/pytorch_train.py: the PyTorch peer for recur's training benchmark. Trains reference/model.py (same model,
-# same explicit attention) with AdamW on random byte tokens and prints one JSON line of throughput.
+# same explicit attention) with AdamW on random byte tokens and prints one JSON line of throughput. With
+# --autocast bf16 the forward and the loss run under torch.autocast("cpu", dtype=torch.bfloat16) (matrix products
+# in bf16, fp32 master weights), as a user training on a bf16-capable CPU would run it.
 # Usage: /usr/bin/python3 bench/pytorch_train.py --config S [--batch 16 --seq 256 --threads 2 --steps 10 --warmup 2]
+#        [--autocast bf16]
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -19,6 +23,12 @@ PRESETS = {  # name -> (model config, batch, seq)
 }
 
 
+def autocast(mode):
+    if mode == "off":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def main():
     parser = argparse.ArgumentParser(description="PyTorch training throughput for the reference model")
     parser.add_argument("--config", choices=sorted(PRESETS), default="S")
@@ -27,6 +37,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--autocast", choices=["off", "bf16"], default="off", help="mixed precision of the forward")
     args = parser.parse_args()
 
     overrides, batch, seq = PRESETS[args.config]
@@ -45,7 +56,8 @@ def main():
         x, y = data[:, :-1], data[:, 1:]
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        with autocast(args.autocast):
+            _, loss = model(x, y)
         loss.backward()
         clip_grad_norm(model, 1.0)
         opt.step()
@@ -55,7 +67,7 @@ def main():
 
     tokens_per_s = [batch * seq / s for s in step_s]
     print(json.dumps({
-        "impl": "pytorch", "config": args.config, "threads": args.threads, "batch": batch, "seq": seq,
+        "impl": "pytorch" if args.autocast == "off" else "pytorch-autocast-" + args.autocast, "config": args.config, "threads": args.threads, "batch": batch, "seq": seq,
         "tokens_per_s": statistics.mean(tokens_per_s),
         "tokens_per_s_std": statistics.stdev(tokens_per_s) if len(tokens_per_s) > 1 else 0.0,
         "step_ms": 1000.0 * statistics.mean(step_s),
