@@ -2,10 +2,12 @@
 // training, the regularizer's fixed points, and errors for features that need a looped block.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "recur/error.h"
+#include "recur/expert_choice.h"
 #include "recur/model.h"
 #include "recur/rng.h"
 #include "recur/token_choice.h"
@@ -166,6 +168,26 @@ TEST(Mor, TopKIsHierarchicalAndCausalRuleIsReported) {
   EXPECT_GE(s.causal_agreement, 0.0);
   EXPECT_LE(s.causal_agreement, 1.0);
   EXPECT_NEAR(s.depth_load[0] + s.depth_load[1] + s.depth_load[2], 1.0, 1e-12);
+}
+
+// Dead tokens: never selected by a router that had a choice, under the rule the pass used; none if no router chose.
+TEST(Mor, DeadTokensFollowTheRuleUsed) {
+  EXPECT_DOUBLE_EQ(expert_dead_token_ratio({kNoChoice, kNotChosen, kChosen, kChosen}), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(expert_dead_token_ratio({kNoChoice, kNoChoice}), 0.0);
+  auto t = tokens(2 * 24, 32);
+  auto dead = [&](std::vector<float> capacity, bool causal) {
+    Model m(mor_config("expert", capacity));
+    m.init_weights(9);
+    for (size_t offset : m.offsets().expert_router)  // z = 0 for every token: the causal rule continues them all
+      std::fill(m.params.begin() + offset, m.params.begin() + offset + 32, 0.0f);
+    TrainPass pass(m);
+    pass.set_mor_causal_routing(causal);
+    pass.forward(t.data(), nullptr, 2, 24);
+    return pass.mor_stats().dead_token_ratio;
+  };
+  EXPECT_DOUBLE_EQ(dead({1, 1, 1}, false), 0.0);       // no step chooses (it was 1 before the fix)
+  EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, false), 0.5);  // top-k: half of each sequence is left out at step 1
+  EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, true), 0.0);   // causal: every logit is >= 0, every token continues
 }
 
 TEST(Mor, TokenChoiceBiasBalancesAndIsSaved) {
