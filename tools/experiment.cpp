@@ -49,6 +49,10 @@ void add_flags(CLI::App* app, ExperimentCommandOptions& o) {
   app->add_option("--d_ff", e.base.d_ff, "SwiGLU hidden width")->capture_default_str();
   app->add_option("--eval_examples", e.eval_examples, "test examples per difficulty")->capture_default_str();
   app->add_option("--eval_batch", e.eval_batch, "evaluation batch size")->capture_default_str();
+  app->add_option("--seeds", e.seeds,
+                  "seeds per model: seed index s trains with --seed + s; tables show mean ± s.e. over seeds "
+                  "(3 for documented results)")
+      ->capture_default_str();
   app->add_flag("--reevaluate", e.reevaluate,
                 "finished models: redo the final test evaluation from their last checkpoint if --eval_examples "
                 "differs from the one they were evaluated with (no retraining)");
@@ -68,7 +72,7 @@ int run_experiment_command(const ExperimentCommandOptions& o) {
   ExperimentReport report = run_experiment(e);
   if (dist_rank() != 0) return 0;  // rank 0 writes the report (docs/distributed.md)
   std::string table = write_experiment_report(e, report);
-  std::printf("\n%s\nwrote %s/results.csv, report.md, plot.svg\n", table.c_str(), e.out_dir.c_str());
+  std::printf("\n%s\nwrote %s/results.csv, results.json, report.md, plot.svg\n", table.c_str(), e.out_dir.c_str());
   return 0;
 }
 
