@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "recur/error.h"
 #include "recur/expert_choice.h"
@@ -188,6 +189,21 @@ TEST(Mor, DeadTokensFollowTheRuleUsed) {
   EXPECT_DOUBLE_EQ(dead({1, 1, 1}, false), 0.0);       // no step chooses (it was 1 before the fix)
   EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, false), 0.5);  // top-k: half of each sequence is left out at step 1
   EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, true), 0.0);   // causal: every logit is >= 0, every token continues
+  // validation logs both rules: top-k's dead tokens and active fractions, and the causal rule's beside them
+  Model m(mor_config("expert", {1, 0.5, 0.25}));
+  for (size_t offset : m.offsets().expert_router)
+    std::fill(m.params.begin() + offset, m.params.begin() + offset + 32, 0.0f);
+  std::vector<uint8_t> text(400);
+  for (size_t i = 0; i < text.size(); i++) text[i] = (uint8_t)(i * 7 % 32);
+  TrainConfig tc;
+  tc.batch_size = 2, tc.seq_len = 24, tc.eval_batches = 1;
+  TrainPass pass(m);
+  std::map<std::string, double> logged;
+  for (const auto& [name, value] : text_validation(text, tc)(pass)) logged[name] = value;
+  EXPECT_DOUBLE_EQ(logged.at("mor_dead_tokens"), 0.5);
+  EXPECT_DOUBLE_EQ(logged.at("mor_dead_tokens_causal"), 0.0);
+  EXPECT_DOUBLE_EQ(logged.at("mor_active_1"), 0.5);
+  EXPECT_DOUBLE_EQ(logged.at("mor_active_1_causal"), 1.0);
 }
 
 TEST(Mor, TokenChoiceBiasBalancesAndIsSaved) {

@@ -40,6 +40,7 @@ std::vector<TaskConfig> all_configs() {
         {"distractors", 1},
         {"max_operands", 2}}},
       {"igsm", {{"names", "tokens"}, {"dense", true}, {"distractor_kind", "constants"}}},
+      {"igsm", {{"constant_forms", true}, {"split", "template"}, {"answers", "natural"}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
       {"group", nullptr},
@@ -109,7 +110,7 @@ TEST(Tasks, SolverAgreesWithGenerator) {
           ASSERT_LT(e.answer_begin, (int32_t)e.tokens.size());
           ASSERT_LE((int)e.tokens.size(), task->max_length());
           for (int32_t t : e.tokens) ASSERT_TRUE(t >= 0 && t < task->vocab_size()) << t;
-          ASSERT_EQ(prompt_in_test_split(prompt_of(e), 50), split == Split::test);
+          ASSERT_EQ(prompt_in_test_split(task->split_key(prompt_of(e)), 50), split == Split::test);
           ASSERT_EQ(task->solve(prompt_of(e)), answer_of(e)) << task->to_text(e.tokens);
         }
       }
