@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""LM comparison at equal training FLOPs (issue 4): vanilla, recursive (Cycle, Middle-Cycle) and
+"""LM comparison at equal training FLOPs (issue 4), or with --steps at equal steps (equal tokens: the MoR paper's
+fixed-token control, where MoR spends less compute than vanilla): vanilla, recursive (Cycle, Middle-Cycle) and
 Mixture-of-Recursions (expert / token choice, N_r = 2 and 3, with and without recursive KV sharing), each trained
 by `recur train --flops_budget` on the built-in corpus, then tabulated (validation NLL, unique parameters, FLOPs
 actually run, tokens, wall time) into report.md and results.csv.
@@ -39,8 +40,9 @@ BASE = ["--d_model", "256", "--n_heads", "4", "--n_kv_heads", "4", "--d_ff", "68
 
 
 def train_flags(args):
+    length = ["--steps", str(args.steps)] if args.steps else ["--flops_budget", str(args.budget)]
     return ["--batch_size", str(args.batch_size), "--seq_len", "256", "--lr", str(args.lr), "--warmup_steps",
-            str(args.warmup_steps), "--flops_budget", str(args.budget), "--eval_every", "0", "--eval_batches",
+            str(args.warmup_steps)] + length + ["--eval_every", "0", "--eval_batches",
             str(args.eval_batches), "--save_every", "50", "--log_every", "25", "--sample_tokens", "0", "--seed",
             str(args.seed)]
 
@@ -69,7 +71,8 @@ def summarize(args, name, run_dir):
     with open(os.path.join(run_dir, "log.txt")) as log:
         text = log.read()
     params = int(re.findall(r"\| (\d+) parameters \|", text)[-1])
-    steps = int(re.findall(r"= (\d+) steps of", text)[-1])
+    budgeted = re.findall(r"= (\d+) steps of", text)
+    steps = int(budgeted[-1]) if budgeted else args.steps
     # the last row of each step wins: a resumed run may repeat steps after its last checkpoint
     rows = {}
     for row in read_metrics(run_dir):
@@ -84,7 +87,7 @@ def summarize(args, name, run_dir):
         "val_nll": final["val_loss"],
         "val_nll_causal": final.get("val_loss_causal"),
         "mor": {k: v for k, v in final.items() if k.startswith("mor_")},
-        "budget": args.budget, "threads": args.threads,
+        "budget": None if args.steps else args.budget, "threads": args.threads,
     }
     with open(os.path.join(run_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -106,28 +109,35 @@ def causal(r):  # expert choice: validation under the causal routing rule that d
     return f"{r['val_nll_causal']:.4f}" if r.get("val_nll_causal") is not None else "-"
 
 
+def active(r, sep, causal_rule=False):  # active fraction per recursion step, under top-k or the causal rule
+    keys = sorted(k for k in r["mor"] if k.startswith("mor_active_") and k.endswith("_causal") == causal_rule)
+    return sep.join(f"{r['mor'][k]:.{3 if sep == ';' else 2}f}" for k in keys)
+
+
 def write_report(args, results):
     os.makedirs(args.docs, exist_ok=True)
     cols = ["name", "sharing", "N_r", "routing", "kv_sharing", "params", "train_flops", "tokens", "steps",
-            "train_seconds", "val_nll", "val_nll_causal", "active_fractions"]
+            "train_seconds", "val_nll", "val_nll_causal", "active_fractions", "active_fractions_causal"]
     with open(os.path.join(args.docs, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in results:
-            act = ";".join(f"{r['mor'][k]:.3f}" for k in sorted(r["mor"]) if k.startswith("mor_active_"))
             w.writerow([r["name"], *describe(r["name"]), r["params"], f"{r['train_flops']:.4g}", r["tokens"],
-                        r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", causal(r), act])
+                        r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", causal(r), active(r, ";"),
+                        active(r, ";", True)])
     lines = ["| model | sharing | N_r | routing | KV sharing | unique params | train FLOPs | tokens | steps | wall s "
-             "| val NLL (nats/byte) | val NLL, causal routing | active fraction per step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| val NLL (nats/byte) | val NLL, causal routing | active fraction per step | the same, causal routing |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        act = " / ".join(f"{r['mor'][k]:.2f}" for k in sorted(r["mor"]) if k.startswith("mor_active_")) or "-"
         lines.append(f"| {r['name']} | " + " | ".join(describe(r["name"])) +
                      f" | {r['params'] / 1e6:.2f}M | {r['train_flops']:.3g} | {r['tokens'] / 1e3:.0f}k | {r['steps']}"
-                     f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {causal(r)} | {act} |")
+                     f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {causal(r)} | {active(r, ' / ') or '-'}"
+                     f" | {active(r, ' / ', True) or '-'} |")
     table = "\n".join(lines)
+    title = (f"equal steps ({args.steps} per run, {args.steps * args.batch_size * 256 / 1e3:.0f}k tokens)" if args.steps
+             else f"equal training FLOPs ({args.budget:.3g} per run)")
     with open(os.path.join(args.docs, "report.md"), "w") as f:
-        f.write(f"# LM comparison at equal training FLOPs ({args.budget:.3g} per run)\n\n{table}\n")
+        f.write(f"# LM comparison at {title}; seed {args.seed}\n\n{table}\n")
     print(table)
 
 
@@ -138,6 +148,8 @@ def main():
     p.add_argument("--docs", default="docs/results/lm_compare", help="where report.md and results.csv go")
     p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
     p.add_argument("--budget", type=float, default=3e13, help="training FLOPs per run")
+    p.add_argument("--steps", type=int, default=0,
+                   help="equal-steps control: every run trains this many steps (equal tokens) instead of --budget")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup_steps", type=int, default=30)
@@ -146,6 +158,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report_only", action="store_true", help="only rewrite the tables from finished runs")
     args = p.parse_args()
+    if args.steps < 0:
+        sys.exit("lm_compare: --steps must be >= 1 (or 0 for the equal-FLOPs --budget)")
     names = [n for n in args.runs.split(",") if n]
     unknown = [n for n in names if n not in RUNS]
     if unknown:

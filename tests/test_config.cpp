@@ -32,8 +32,8 @@ std::string error_message(F fn) {
   return "";
 }
 
-// Valid model configs that together set every key to a value other than its default: MoR (so the mor_* keys
-// are written), middle looping with input injection, and the looping regularizer.
+// Valid model configs that together set every key to a value other than its default: MoR with expert and with
+// token choice (so the mor_* keys are written), middle looping with input injection, and the looping regularizer.
 std::vector<ModelConfig> non_default_model_configs() {
   ModelConfig mor;
   mor.vocab_size = 300, mor.d_model = 64, mor.n_heads = 8, mor.n_kv_heads = 2, mor.d_ff = 100, mor.n_layers = 6;
@@ -41,13 +41,16 @@ std::vector<ModelConfig> non_default_model_configs() {
   mor.sharing = Sharing::cycle, mor.n_recursions = 3;
   mor.mor_routing = MorRouting::expert, mor.mor_router = MorRouter::mlp, mor.mor_gate = MorGate::tanh;
   mor.mor_alpha = 0.25f, mor.mor_capacity = {1.0f, 0.5f, 0.25f}, mor.mor_aux_loss = 0.002f;
-  mor.mor_balance_loss = 0.3f, mor.mor_z_loss = 1e-4f, mor.mor_kv_sharing = true, mor.mor_aux_router = true;
+  mor.mor_z_loss = 1e-4f, mor.mor_kv_sharing = true, mor.mor_aux_router = true;
+  ModelConfig token;
+  token.sharing = Sharing::cycle, token.n_recursions = 2, token.mor_routing = MorRouting::token;
+  token.mor_balance_loss = 0.3f;
   ModelConfig looped;
   looped.n_layers = 6, looped.prelude = 1, looped.loop_block = 2, looped.loop_count = 2, looped.coda = 1;
   looped.input_injection = InputInjection::concat;
   ModelConfig regularized;
   regularized.loop_reg_k = 2, regularized.loop_reg_lambda = 0.5f;
-  return {mor, looped, regularized};
+  return {mor, looped, regularized, token};
 }
 
 TrainConfig non_default_train_config() {
@@ -230,4 +233,47 @@ TEST(ConfigTable, OlderTrainStatesStillRead) {
   state.erase("batch_size");
   std::string message = error_message([&] { train_config_from_json(state.dump()); });
   EXPECT_NE(message.find("missing setting \"batch_size\""), std::string::npos) << message;
+}
+
+TEST(ConfigTable, KeysOutsideTheirScopeAreRefused) {
+  auto expect = [](const std::string& text, const std::string& key, const std::string& scope) {
+    std::string message = error_message([&] { model_config_from_json(text); });
+    EXPECT_NE(message.find("config: " + key + " = "), std::string::npos) << message;
+    EXPECT_NE(message.find("does nothing here: it acts only in " + scope), std::string::npos) << message;
+  };
+  std::string token = R"({"sharing": "cycle", "n_recursions": 2, "mor_routing": "token", )";
+  expect(token + R"("mor_alpha": 0.5})", "mor_alpha", "expert-choice routing");
+  expect(token + R"("mor_gate": "tanh"})", "mor_gate", "expert-choice routing");
+  expect(token + R"("mor_capacity": [1, 0.5]})", "mor_capacity", "expert-choice routing");
+  expect(token + R"("mor_aux_loss": 0.01})", "mor_aux_loss", "expert-choice routing");
+  expect(token + R"("mor_router": "mlp"})", "mor_router", "expert-choice routing");
+  expect(token + R"("mor_aux_router": true})", "mor_aux_router", "expert-choice routing");
+  std::string expert = R"({"sharing": "cycle", "n_recursions": 2, "mor_routing": "expert", )";
+  expect(expert + R"("mor_balance_loss": 0.5})", "mor_balance_loss", "token-choice routing");
+  expect(R"({"mor_z_loss": 0.1})", "mor_z_loss", "Mixture-of-Recursions");
+  expect(R"({"mor_kv_sharing": true})", "mor_kv_sharing", "Mixture-of-Recursions");
+  expect(R"({"mor_alpha": 0.2})", "mor_alpha", "expert-choice routing");
+  expect(R"({"n_recursions": 2})", "n_recursions", "layer sharing");
+  expect(R"({"loop_count": 3})", "loop_count", "middle looping");
+  expect(R"({"input_injection": "add"})", "input_injection", "middle looping");
+  expect(R"({"loop_reg_lambda": 1})", "loop_reg_lambda", "the looping regularizer");
+  expect(R"({"n_layers": 4, "loop_reg_k": 2})", "loop_reg_k", "the looping regularizer with a weight");
+  // the error names the value and the default to go back to
+  std::string message = error_message([&] { model_config_from_json(token + R"("mor_alpha": 0.5})"); });
+  EXPECT_NE(message.find("mor_alpha = 0.5"), std::string::npos) << message;
+  EXPECT_NE(message.find("set it to its default 0.1"), std::string::npos) << message;
+}
+
+TEST(ConfigTable, KeysAtTheirDefaultLoadOutsideTheirScope) {
+  // what a saved config.json of a token-choice model holds: every mor_* key, the expert-only ones at their default
+  ModelConfig token;
+  token.sharing = Sharing::cycle, token.n_recursions = 2, token.mor_routing = MorRouting::token;
+  json saved = json::parse(model_config_to_json(token));
+  EXPECT_TRUE(saved.contains("mor_alpha") && saved.contains("mor_capacity") && saved.contains("mor_gate"));
+  EXPECT_EQ(model_config_to_json(model_config_from_json(saved.dump())), saved.dump(2));
+  // and a plain config that spells out the defaults of the looping and MoR keys
+  ModelConfig plain = model_config_from_json(
+      R"({"n_recursions": 1, "loop_count": 1, "input_injection": "none", "loop_reg_lambda": 0, "mor_alpha": 0.1,
+          "mor_capacity": [], "mor_balance_loss": 0.1, "mor_kv_sharing": false})");
+  EXPECT_FALSE(plain.mor());
 }

@@ -2,10 +2,13 @@
 // training, the regularizer's fixed points, and errors for features that need a looped block.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "recur/error.h"
+#include "recur/expert_choice.h"
 #include "recur/model.h"
 #include "recur/rng.h"
 #include "recur/token_choice.h"
@@ -166,6 +169,41 @@ TEST(Mor, TopKIsHierarchicalAndCausalRuleIsReported) {
   EXPECT_GE(s.causal_agreement, 0.0);
   EXPECT_LE(s.causal_agreement, 1.0);
   EXPECT_NEAR(s.depth_load[0] + s.depth_load[1] + s.depth_load[2], 1.0, 1e-12);
+}
+
+// Dead tokens: never selected by a router that had a choice, under the rule the pass used; none if no router chose.
+TEST(Mor, DeadTokensFollowTheRuleUsed) {
+  EXPECT_DOUBLE_EQ(expert_dead_token_ratio({kNoChoice, kNotChosen, kChosen, kChosen}), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(expert_dead_token_ratio({kNoChoice, kNoChoice}), 0.0);
+  auto t = tokens(2 * 24, 32);
+  auto dead = [&](std::vector<float> capacity, bool causal) {
+    Model m(mor_config("expert", capacity));
+    m.init_weights(9);
+    for (size_t offset : m.offsets().expert_router)  // z = 0 for every token: the causal rule continues them all
+      std::fill(m.params.begin() + offset, m.params.begin() + offset + 32, 0.0f);
+    TrainPass pass(m);
+    pass.set_mor_causal_routing(causal);
+    pass.forward(t.data(), nullptr, 2, 24);
+    return pass.mor_stats().dead_token_ratio;
+  };
+  EXPECT_DOUBLE_EQ(dead({1, 1, 1}, false), 0.0);       // no step chooses (it was 1 before the fix)
+  EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, false), 0.5);  // top-k: half of each sequence is left out at step 1
+  EXPECT_DOUBLE_EQ(dead({1, 0.5, 0.25}, true), 0.0);   // causal: every logit is >= 0, every token continues
+  // validation logs both rules: top-k's dead tokens and active fractions, and the causal rule's beside them
+  Model m(mor_config("expert", {1, 0.5, 0.25}));
+  for (size_t offset : m.offsets().expert_router)
+    std::fill(m.params.begin() + offset, m.params.begin() + offset + 32, 0.0f);
+  std::vector<uint8_t> text(400);
+  for (size_t i = 0; i < text.size(); i++) text[i] = (uint8_t)(i * 7 % 32);
+  TrainConfig tc;
+  tc.batch_size = 2, tc.seq_len = 24, tc.eval_batches = 1;
+  TrainPass pass(m);
+  std::map<std::string, double> logged;
+  for (const auto& [name, value] : text_validation(text, tc)(pass)) logged[name] = value;
+  EXPECT_DOUBLE_EQ(logged.at("mor_dead_tokens"), 0.5);
+  EXPECT_DOUBLE_EQ(logged.at("mor_dead_tokens_causal"), 0.0);
+  EXPECT_DOUBLE_EQ(logged.at("mor_active_1"), 0.5);
+  EXPECT_DOUBLE_EQ(logged.at("mor_active_1_causal"), 1.0);
 }
 
 TEST(Mor, TokenChoiceBiasBalancesAndIsSaved) {

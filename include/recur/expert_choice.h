@@ -42,6 +42,12 @@ void expert_select_top_k(const std::vector<int32_t>& candidates, const float* z,
 // The capacity k_r = max(1, floor(c_r·T)) of step r at warm-up progress in [0,1] (cosine from 1 to c_r).
 double expert_capacity_fraction(const ModelConfig& c, int step, double warmup_progress);
 
+// Dead tokens (docs/mor.md): per token 0 = never a candidate of a step whose router had a choice (capacity < 1),
+// 1 = such a candidate but never selected there, 2 = selected by such a step, under the rule the pass used (top-k
+// in training, the causal rule in a causal pass). The ratio: tokens at 1 over tokens at 1 or 2 (0 if none).
+enum : char { kNoChoice = 0, kNotChosen = 1, kChosen = 2 };
+double expert_dead_token_ratio(const std::vector<char>& router_choice);
+
 // Router losses of one step, averaged over its n candidates and added into `total` (a forward sums its steps):
 // the auxiliary BCE on the BCE logit (target: chosen) and the z-loss on z.
 struct ExpertLosses {

@@ -31,12 +31,15 @@ class Task {
   // Difficulties configured for a split (the option lists, e.g. n_train / n_test for addition).
   virtual std::vector<int> difficulties(Split split) const = 0;
   // Deterministic in (seed, split, index, difficulty) on any machine. An example is in the test split iff the
-  // hash of its prompt falls in the test bucket, so no prompt can appear in both splits. difficulty must be one
-  // of difficulties(train) or difficulties(test) (either split may use either list).
+  // hash of its split_key falls in the test bucket, so no prompt (or template) can appear in both splits. difficulty
+  // must be one of difficulties(train) or difficulties(test) (either split may use either list).
   virtual Example generate(Split split, uint64_t index, int difficulty) const = 0;
   // The exact answer tokens (including the end token) computed from the prompt alone by a brute-force solver.
   // Throws recur::Error if the prompt is not in the task's format.
   virtual std::vector<int32_t> solve(const std::vector<int32_t>& prompt) const = 0;
+  // What the split hashes: the prompt itself, or (i-GSM with "split": "template") its template, the prompt with
+  // every name replaced by its order of first appearance and every digit by one placeholder.
+  virtual std::vector<int32_t> split_key(const std::vector<int32_t>& prompt) const { return prompt; }
   virtual std::string to_text(const std::vector<int32_t>& tokens) const = 0;  // human-readable rendering
 };
 

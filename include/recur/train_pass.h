@@ -90,7 +90,7 @@ class TrainPass {
   double mor_stack_forward(int N);
   void mor_stack_backward(int N);
   double expert_forward(float* stream, int N);
-  void expert_step_forward(int r, float* stream, int N, std::vector<char>& chosen_by_router, double agreement[2],
+  void expert_step_forward(int r, float* stream, int N, std::vector<char>& router_choice, double agreement[2],
                            ExpertLosses& router_losses);
   void expert_backward(float* dstream);
   double token_forward(float* stream, int N);

@@ -1,12 +1,10 @@
-// The looped-vs-deep grid experiment: trains each model of the grid on a task (resumably), evaluates it, and
-// analyses the results (depth fits, standard errors, %Gap); src/report renders and writes them.
+// The looped-vs-deep grid experiment: trains each model of the grid on a task with one or more seeds (resumably)
+// and evaluates it; src/experiment/analysis.cpp aggregates and fits the results, src/report renders them.
 #include "recur/experiment.h"
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 
 #include "recur/checkpoint.h"
 #include "recur/distributed.h"
@@ -83,10 +81,11 @@ static nlohmann::json result_to_json(const ModelResult& r) {
           {"eval_examples", r.eval_examples},
           {"mean_accuracy", r.mean_accuracy},
           {"train_seconds", r.train_seconds},
-          {"steps", r.steps}};
+          {"steps", r.steps},
+          {"seed", r.seed}};
 }
 
-static ModelResult result_from_json(const nlohmann::json& j) {
+static ModelResult result_from_json(const nlohmann::json& j, uint64_t default_seed) {
   ModelResult r;
   r.spec = LoopSpec::parse(j.at("model").get<std::string>());
   r.params = j.at("params").get<size_t>();
@@ -97,64 +96,8 @@ static ModelResult result_from_json(const nlohmann::json& j) {
   r.mean_accuracy = j.at("mean_accuracy").get<double>();
   r.train_seconds = j.at("train_seconds").get<double>();
   r.steps = j.at("steps").get<int64_t>();
+  r.seed = j.value("seed", default_seed);  // results written before seeds were recorded: seed index 0's
   return r;
-}
-
-DepthFit fit_depth(const std::vector<ModelResult>& results, bool looped_family) {
-  std::vector<std::pair<double, double>> points;
-  for (const ModelResult& r : results) {
-    bool member = r.spec.looped();
-    if (!looped_family) member = !r.spec.looped();
-    // (k⊗1) is the first member of the looped family of its k
-    if (looped_family && !r.spec.looped())
-      for (const ModelResult& o : results)
-        if (o.spec.looped() && o.spec.k == r.spec.k && o.spec.prelude == r.spec.prelude && o.spec.coda == r.spec.coda)
-          member = true;
-    if (member) points.push_back({std::log((double)r.spec.depth()), r.mean_accuracy});
-  }
-  DepthFit fit;
-  fit.points = (int)points.size();
-  double n = points.size(), sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (auto [x, y] : points) sx += x, sy += y, sxx += x * x, sxy += x * y;
-  double denom = n * sxx - sx * sx;
-  if (n >= 2 && denom > 1e-12) {
-    fit.alpha = (n * sxy - sx * sy) / denom;
-    fit.beta = (sy - fit.alpha * sx) / n;
-  } else {
-    fit.points = 0;
-  }
-  return fit;
-}
-
-double mean_accuracy_stderr(const ModelResult& r) {
-  if (r.eval_examples <= 0 || r.accuracy.empty()) return 0;
-  double variance = 0;
-  for (double p : r.accuracy) variance += p * (1 - p) / r.eval_examples;
-  return std::sqrt(variance) / (double)r.accuracy.size();
-}
-
-std::vector<LoopGap> loop_gaps(const std::vector<ModelResult>& results) {
-  std::map<std::string, const ModelResult*> by_name;
-  for (const ModelResult& r : results) by_name[r.spec.name()] = &r;
-  std::vector<LoopGap> gaps;
-  for (const ModelResult& r : results) {
-    if (!r.spec.looped() || r.spec.prelude || r.spec.coda) continue;
-    auto shallow = by_name.find(std::to_string(r.spec.k) + "x1");
-    auto deep = by_name.find(std::to_string(r.spec.k * r.spec.L) + "x1");
-    if (shallow == by_name.end() || deep == by_name.end()) continue;
-    LoopGap gap;
-    gap.looped = r.spec.name();
-    gap.shallow = shallow->first;
-    gap.deep = deep->first;
-    gap.looped_minus_shallow = r.mean_accuracy - shallow->second->mean_accuracy;
-    gap.deep_minus_shallow = deep->second->mean_accuracy - shallow->second->mean_accuracy;
-    // Two standard errors of the difference (0 when the example counts are unknown): a smaller gap between deep
-    // and shallow is noise, and a ratio over it would mean nothing.
-    double noise = 2 * std::hypot(mean_accuracy_stderr(*deep->second), mean_accuracy_stderr(*shallow->second));
-    gap.defined = std::fabs(gap.deep_minus_shallow) >= std::max(1e-9, noise);
-    gaps.push_back(gap);
-  }
-  return gaps;
 }
 
 // The final test evaluation: accuracy per test difficulty on e.eval_examples examples each.
@@ -178,61 +121,77 @@ static void write_result(const std::string& path, const ModelResult& r) {
   write_file_atomic(path, text.data(), text.size());
 }
 
+// Seed index 0 keeps the folder of single-seed experiments, so they resume and extend to more seeds.
+static std::string run_dir(const ExperimentConfig& e, const LoopSpec& spec, int seed_index) {
+  std::string dir = e.out_dir + "/models/" + spec.name();
+  return seed_index == 0 ? dir : dir + ".seed" + std::to_string(seed_index);
+}
+
+// One (model, seed): its earlier result (re-evaluated if asked), or trained (resuming a checkpoint) and evaluated.
+static ModelResult run_one(const ExperimentConfig& e, const tasks::Task& task, TrainConfig train, const LoopSpec& spec,
+                           int seed_index, const std::string& progress, bool quiet) {
+  std::string dir = run_dir(e, spec, seed_index), result_path = dir + "/result.json";
+  train.seed += (uint64_t)seed_index;
+  if (fs::exists(result_path)) {
+    std::vector<uint8_t> bytes = read_file_bytes(result_path);
+    ModelResult r = result_from_json(nlohmann::json::parse(bytes.begin(), bytes.end()), train.seed);
+    const char* how = "done earlier";
+    if (e.reevaluate && r.eval_examples != e.eval_examples) {
+      Model model = checkpoint_load_model(dir);  // the last checkpoint is the trained model
+      evaluate_final(model, task, e, &r);
+      write_result(result_path, r);
+      how = "re-evaluated";
+    }
+    if (!quiet)
+      std::printf("%s %s: mean accuracy %.1f%% on %d test examples per difficulty\n", progress.c_str(), how,
+                  100 * r.mean_accuracy, r.eval_examples);
+    return r;
+  }
+  Model model(model_for(e, spec, task));
+  model.init_weights(train.seed);
+  ModelResult r;
+  r.spec = spec;
+  r.seed = train.seed;
+  r.params = model.n_params();
+  r.flops_per_token = model.forward_flops_per_token(task.max_length());
+  if (!quiet)
+    std::printf("%s: depth %d, %zu parameters, %.2f MFLOPs/token, %lld steps\n", progress.c_str(), spec.depth(),
+                r.params, r.flops_per_token / 1e6, (long long)train.steps);
+  TrainOptions options;
+  options.out_dir = dir;
+  options.quiet = quiet;
+  if (fs::exists(dir + "/latest")) options.resume_from = dir;
+  train_run(model, train, task_batches(task, train),
+            task_validation(task, std::min(e.eval_examples, 128), e.eval_batch), options);
+  r.train_seconds = read_run_totals(dir).seconds;  // every resumed segment's steps
+  r.steps = train.steps;
+  evaluate_final(model, task, e, &r);
+  write_result(result_path, r);
+  if (!quiet) std::printf("%s: mean test accuracy %.1f%%\n", progress.c_str(), 100 * r.mean_accuracy);
+  return r;
+}
+
 ExperimentReport run_experiment(const ExperimentConfig& e, bool quiet) {
   check(!e.models.empty(), "experiment: no models given; pass --models, e.g. 1x1,2x1,6x1,2x3");
+  check(e.seeds >= 1 && e.seeds <= 1000, "experiment: seeds must be in 1..1000, got ", e.seeds);
   e.train.validate();
   auto task = tasks::make_task(e.task, e.task_options, e.task_seed);
   TrainConfig train = e.train;
   train.seq_len = task->max_length();  // rows are padded per batch; this only bounds them
   fs::create_directories(e.out_dir);
   ExperimentReport report;
-  int index = 0;
-  for (const LoopSpec& spec : e.models) {
-    index++;
-    std::string dir = e.out_dir + "/models/" + spec.name();
-    std::string result_path = dir + "/result.json";
-    if (fs::exists(result_path)) {
-      std::vector<uint8_t> bytes = read_file_bytes(result_path);
-      ModelResult r = result_from_json(nlohmann::json::parse(bytes.begin(), bytes.end()));
-      const char* how = "done earlier";
-      if (e.reevaluate && r.eval_examples != e.eval_examples) {
-        Model model = checkpoint_load_model(dir);  // the last checkpoint is the trained model
-        evaluate_final(model, *task, e, &r);
-        write_result(result_path, r);
-        how = "re-evaluated";
-      }
-      report.results.push_back(r);
-      if (!quiet)
-        std::printf("[%d/%zu] (%s) %s: mean accuracy %.1f%% on %d test examples per difficulty\n", index,
-                    e.models.size(), spec.name().c_str(), how, 100 * r.mean_accuracy, r.eval_examples);
-      continue;
+  size_t total = e.models.size() * (size_t)e.seeds, index = 0;
+  for (const LoopSpec& spec : e.models)
+    for (int s = 0; s < e.seeds; s++) {
+      std::string progress = "[" + std::to_string(++index) + "/" + std::to_string(total) + "] (" + spec.name() + ")";
+      if (e.seeds > 1) progress += " seed " + std::to_string(train.seed + (uint64_t)s);
+      report.runs.push_back(run_one(e, *task, train, spec, s, progress, quiet));
     }
-    Model model(model_for(e, spec, *task));
-    model.init_weights(train.seed);
-    ModelResult r;
-    r.spec = spec;
-    r.params = model.n_params();
-    r.flops_per_token = model.forward_flops_per_token(task->max_length());
-    if (!quiet)
-      std::printf("[%d/%zu] (%s): depth %d, %zu parameters, %.2f MFLOPs/token, %lld steps\n", index, e.models.size(),
-                  spec.name().c_str(), spec.depth(), r.params, r.flops_per_token / 1e6, (long long)train.steps);
-    TrainOptions options;
-    options.out_dir = dir;
-    options.quiet = quiet;
-    if (fs::exists(dir + "/latest")) options.resume_from = dir;
-    train_run(model, train, task_batches(*task, train),
-              task_validation(*task, std::min(e.eval_examples, 128), e.eval_batch), options);
-    r.train_seconds = read_run_totals(dir).seconds;  // every resumed segment's steps
-    r.steps = train.steps;
-    evaluate_final(model, *task, e, &r);
-    write_result(result_path, r);
-    report.results.push_back(r);
-    if (!quiet)
-      std::printf("[%d/%zu] (%s): mean test accuracy %.1f%%\n", index, e.models.size(), spec.name().c_str(),
-                  100 * r.mean_accuracy);
-  }
+  report.results = aggregate_seeds(report.runs);
   report.looped = fit_depth(report.results, true);
   report.non_looped = fit_depth(report.results, false);
+  report.spread = fit_depth_over_seeds(report.runs);
+  report.majority_baseline = majority_baseline(*task, e.eval_examples);
   return report;
 }
 

@@ -24,6 +24,56 @@ const std::vector<std::string> kMorGateNames = {"sigmoid", "tanh"};
 
 bool is_mor_key(const std::string& name) { return name.rfind("mor_", 0) == 0; }
 
+// A key that only acts within one routing or layout, the test that it acts in `c`, and where it acts.
+struct KeyScope {
+  const char* key;
+  bool (*acts)(const ModelConfig& c);
+  const char* where;
+};
+
+bool is_expert(const ModelConfig& c) { return c.mor_routing == MorRouting::expert; }
+bool is_token(const ModelConfig& c) { return c.mor_routing == MorRouting::token; }
+
+// Keys that change nothing outside their scope. Only a value other than the default is refused there, so a
+// saved config.json (which writes every key it writes at its value) still loads (docs/mor.md, "Keys that do
+// nothing are refused").
+const std::vector<KeyScope>& key_scopes() {
+  static const std::vector<KeyScope> scopes = {
+      {"n_recursions", [](const ModelConfig& c) { return c.sharing != Sharing::none; },
+       "layer sharing (sharing cycle, sequence, middle_cycle or middle_sequence)"},
+      {"loop_count", [](const ModelConfig& c) { return c.loop_block > 0; }, "middle looping (loop_block > 0)"},
+      {"input_injection", [](const ModelConfig& c) { return c.loop_block > 0; }, "middle looping (loop_block > 0)"},
+      {"loop_reg_lambda", [](const ModelConfig& c) { return c.loop_reg_k > 0; },
+       "the looping regularizer (loop_reg_k > 0)"},
+      {"loop_reg_k", [](const ModelConfig& c) { return c.loop_reg_lambda != 0; },
+       "the looping regularizer with a weight (loop_reg_lambda > 0)"},
+      {"mor_router", is_expert, "expert-choice routing (mor_routing expert; token choice has one linear router)"},
+      {"mor_gate", is_expert, "expert-choice routing (mor_routing expert; token choice weights by its softmax)"},
+      {"mor_alpha", is_expert, "expert-choice routing (mor_routing expert; token choice weights by its softmax)"},
+      {"mor_capacity", is_expert, "expert-choice routing (mor_routing expert; token choice has no capacities)"},
+      {"mor_aux_loss", is_expert, "expert-choice routing (mor_routing expert)"},
+      {"mor_aux_router", is_expert, "expert-choice routing (mor_routing expert)"},
+      {"mor_balance_loss", is_token, "token-choice routing (mor_routing token)"},
+      {"mor_z_loss", [](const ModelConfig& c) { return c.mor(); }, "Mixture-of-Recursions (mor_routing expert|token)"},
+      {"mor_kv_sharing", [](const ModelConfig& c) { return c.mor(); },
+       "Mixture-of-Recursions (mor_routing expert|token)"},
+  };
+  return scopes;
+}
+
+// Every key set (to a value other than its default) outside the routing or layout in which it acts is refused.
+void check_keys_act(const ModelConfig& c) {
+  static const ModelConfig defaults;
+  for (const KeyScope& scope : key_scopes()) {
+    if (scope.acts(c)) continue;
+    for (const auto& key : model_config_keys()) {
+      if (key.name != scope.key || key.write(c) == key.write(defaults)) continue;
+      throw Error("config: " + key.name + " = " + value_text(key.write(c)) + " does nothing here: it acts only in " +
+                  scope.where + "; remove it or set it to its default " + key.default_text());
+    }
+  }
+}
+
 }  // namespace
 
 const char* sharing_name(Sharing sharing) { return kSharingNames.at((size_t)sharing).c_str(); }
@@ -146,9 +196,9 @@ void ModelConfig::validate() const {
                                        std::to_string(n_heads) + ")");
   check(rope_theta > 0, "config: rope_theta must be > 0");
   check(norm_eps > 0 && norm_eps < 1, "config: norm_eps must be in (0, 1), e.g. 1e-5");
-  check(input_injection == InputInjection::none || loop_block > 0,
-        "config: input_injection \"" + std::string(injection_name(input_injection)) +
-            "\" needs a looped block (loop_block > 0); set input_injection to none or configure middle looping");
+  check(loop_block >= 0 && loop_count >= 1, "config: loop_block must be >= 0 (0: off) and loop_count >= 1, got ",
+        loop_block, " and ", loop_count);
+  check_keys_act(*this);
   if (loop_reg_k != 0) {
     check(loop_reg_k > 0, "config: loop_reg_k must be >= 0 (0 turns the regularizer off)");
     check(
@@ -166,16 +216,10 @@ void ModelConfig::validate() const {
           "config: mor_capacity needs one value per recursion step (" + std::to_string(n_recursions) + ")");
     for (float c : mor_capacity) check(c > 0 && c <= 1, "config: every mor_capacity must be in (0, 1]");
     check(mor_alpha > 0, "config: mor_alpha must be > 0");
-    check(!mor_aux_router || mor_routing == MorRouting::expert,
-          "config: mor_aux_router is for expert choice; set it to false for token choice");
-    check(mor_router == MorRouter::linear || mor_routing == MorRouting::expert,
-          "config: mor_router mlp is for expert choice; token choice uses one linear router");
     check(!mor_kv_sharing || mor_routing == MorRouting::token || capacity(0) == 1.0f,
           "config: mor_kv_sharing needs mor_capacity[0] = 1 (the first recursion writes K/V for every token)");
     check(mor_aux_loss >= 0 && mor_balance_loss >= 0 && mor_z_loss >= 0, "config: MoR loss coefficients must be >= 0");
   }
-  check(loop_block >= 0 && loop_count >= 1, "config: loop_block must be >= 0 (0: off) and loop_count >= 1, got ",
-        loop_block, " and ", loop_count);
   if (loop_block > 0) {
     check(sharing == Sharing::none, "config: loop_block (middle looping) and sharing \"" +
                                         std::string(sharing_name(sharing)) +

@@ -114,4 +114,10 @@ void expert_router_loss_grads(const ModelConfig& c, const ExpertScores& s, const
   }
 }
 
+double expert_dead_token_ratio(const std::vector<char>& router_choice) {
+  int64_t had_choice = 0, dead = 0;
+  for (char c : router_choice) had_choice += c != kNoChoice, dead += c == kNotChosen;
+  return had_choice ? (double)dead / (double)had_choice : 0.0;
+}
+
 }  // namespace recur

@@ -108,23 +108,23 @@ double TrainPass::expert_forward(float* stream, int N) {
   stats = MorStats{};
   stats.active_fraction.assign(Nr, 0.0);
   stats.depth_load.assign(Nr, 0.0);
-  std::vector<char> chosen_by_router(N, 0);
+  std::vector<char> router_choice(N, kNoChoice);
   double agreement[2] = {0, 0};  // agreeing candidates, candidates of steps that choose
   ExpertLosses router_losses;
-  for (int r = 0; r < Nr; r++) expert_step_forward(r, stream, N, chosen_by_router, agreement, router_losses);
+  for (int r = 0; r < Nr; r++) expert_step_forward(r, stream, N, router_choice, agreement, router_losses);
   stats.aux_loss = router_losses.bce;
   stats.z_loss = router_losses.z;
   for (int r = 0; r < Nr; r++)
     stats.depth_load[r] = stats.active_fraction[r] - (r + 1 < Nr ? stats.active_fraction[r + 1] : 0.0);
   stats.causal_agreement = agreement[1] > 0 ? agreement[0] / agreement[1] : 1.0;
-  stats.dead_token_ratio = 1.0 - (double)std::count(chosen_by_router.begin(), chosen_by_router.end(), 1) / N;
+  stats.dead_token_ratio = expert_dead_token_ratio(router_choice);
   return c.mor_aux_loss * stats.aux_loss + c.mor_z_loss * stats.z_loss;
 }
 
 // Step r: route the candidates (the rows step r-1 selected), select (top-k per sequence, or the causal rule),
 // run the block on the selected rows, h ← h + g·Block(h).
-void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<char>& chosen_by_router,
-                                    double agreement[2], ExpertLosses& router_losses) {
+void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<char>& router_choice, double agreement[2],
+                                    ExpertLosses& router_losses) {
   const ModelConfig& c = model_.config();
   int d = c.d_model;
   MorStep& step = mor_.steps[r];
@@ -151,7 +151,8 @@ void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<cha
     for (int i = 0; i < n_cand; i++) {
       agreement[0] += expert_continues(c_r, z_bce[i]) == (step.chosen[i] != 0);
       agreement[1]++;
-      if (step.chosen[i]) chosen_by_router[step.candidates[i]] = 1;
+      char& choice = router_choice[step.candidates[i]];
+      choice = std::max(choice, (char)(step.chosen[i] ? kChosen : kNotChosen));
     }
   expert_router_losses(c, step.scores, step.chosen, router_losses);
   for (int i = 0; i < n_cand; i++)

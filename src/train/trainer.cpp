@@ -49,6 +49,14 @@ EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
   return m;
 }
 
+// The causal rule's routing beside top-k's (expert choice): its active fraction per step and its dead tokens.
+static EvalMetrics causal_routing_metrics(const std::vector<MorStats>& causal) {
+  EvalMetrics m;
+  for (const auto& [name, value] : mor_eval_metrics(causal))
+    if (name.rfind("mor_active_", 0) == 0 || name == "mor_dead_tokens") m.push_back({name + "_causal", value});
+  return m;
+}
+
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& c) {
   return [&val_text, c](TrainPass& pass) {
     const ModelConfig& config = pass.model().config();
@@ -56,7 +64,7 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
     // expert choice also runs the causal rule that decoding uses, instead of the top-k over each whole window
     bool causal_too = config.mor_routing == MorRouting::expert;
     double total = 0, ce = 0, causal = 0;
-    std::vector<MorStats> stats;
+    std::vector<MorStats> stats, causal_stats;
     for (int i = 0; i < c.eval_batches; i++) {
       // A fixed stream (not the training seed's) so that every run is validated on the same windows.
       Batch batch = sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0);
@@ -67,6 +75,7 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
       pass.set_mor_causal_routing(true);
       pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
       causal += pass.last_cross_entropy();
+      causal_stats.push_back(pass.mor_stats());
       pass.set_mor_causal_routing(false);
     }
     EvalMetrics m{{"val_loss", ce / c.eval_batches}};
@@ -74,6 +83,8 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
     EvalMetrics routing = mor_eval_metrics(stats);
     m.insert(m.end(), routing.begin(), routing.end());
     if (causal_too) m.push_back({"val_loss_causal", causal / c.eval_batches});
+    EvalMetrics causal_routing = causal_routing_metrics(causal_stats);
+    m.insert(m.end(), causal_routing.begin(), causal_routing.end());
     return m;
   };
 }

@@ -3,7 +3,9 @@
 // order), distractors added, and one parameter is queried. The generator plants a dependency DAG with an exact
 // operation count; the solver parses the prompt and evaluates the query recursively. Optional dense targets
 // supervise the value of every parameter at the end of its definition, where the prefix determines it, and a
-// name can be one token instead of three.
+// name can be one token instead of three. Options add the paper's constant-with-parameter forms ("c more than":
+// c + X#Y, "c times": c * X#Y), make the answer uniform over 0-6 (by rejection of planted DAGs), and split train
+// from test by the problem's template (names and digits abstracted) instead of its exact prompt.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -24,6 +26,8 @@ struct Node {
   int32_t value = 0;          // constants only (the generator does not need the others)
   std::vector<int> operands;  // expression nodes: 1..max_operands operands (1 = a copy)
   std::vector<int32_t> ops;   // operands.size() - 1 operator tokens
+  int32_t constant = -1;      // constant forms: c in 1..6 before the operands (c + ..., c * ...), -1: none
+  int32_t constant_op = 0;    // the operator token after c: + in a sum, * in a product (a copy: either)
 };
 
 // An edge (X in level l, Y in level l + 1) of the hierarchy: the parameter "Y's in each X".
@@ -44,6 +48,9 @@ class IgsmTask : public TaskBase {
     dense_operands_ = options.get_bool("dense_operands", false);
     single_token_names_ = options.get_string("names", "pairs", {"pairs", "tokens"}) == "tokens";
     constant_distractors_ = options.get_string("distractor_kind", "mixed", {"mixed", "constants"}) == "constants";
+    constant_forms_ = options.get_bool("constant_forms", false);
+    uniform_answers_ = options.get_string("answers", "uniform", {"uniform", "natural"}) == "uniform";
+    template_split_ = options.get_string("split", "prompt", {"prompt", "template"}) == "template";
     options.check_no_unknown_keys();
     check(!dense_operands_ || dense_, "igsm: dense_operands adds to the dense targets; set \"dense\": true as well");
     check(levels_ * entities_ <= 26, "igsm: levels * entities = ", levels_ * entities_,
@@ -64,9 +71,12 @@ class IgsmTask : public TaskBase {
 
   int max_length() const override {
     // Needed definitions: at most 18*ops + 6 tokens (each operation adds at most one 4m+4-token expression
-    // with m <= cost+1 operands and one 6-token constant). Distractors: at most 4*max_operands + 4 each.
-    // Then the query `X # Y ?` and the answer with its end token.
-    return 18 * max_difficulty() + 6 + distractors_ * (4 * max_operands_ + 4) + 4 + 2;
+    // with m <= cost+1 operands and one 6-token constant). Distractors: at most 4*max_operands + 4 each. A
+    // constant form adds 2 tokens (c and its operator) to an expression. Then the query `X # Y ?` and the
+    // answer with its end token.
+    int constant_tokens = constant_forms_ ? 2 : 0;
+    return (18 + constant_tokens) * max_difficulty() + 6 + distractors_ * (4 * max_operands_ + 4 + constant_tokens) +
+           4 + 2;
   }
 
   Example generate(Split split, uint64_t index, int difficulty) const override {
@@ -74,6 +84,7 @@ class IgsmTask : public TaskBase {
   }
 
   std::vector<int32_t> solve(const std::vector<int32_t>& prompt) const override;
+  std::vector<int32_t> split_key(const std::vector<int32_t>& prompt) const override;
 
   std::string to_text(const std::vector<int32_t>& tokens) const override {
     std::string out;
@@ -119,10 +130,12 @@ class IgsmTask : public TaskBase {
     return "<?" + std::to_string(t) + ">";
   }
 
-  // Cost of an expression with m operands: its m - 1 operators, and 1 for a copy.
-  static int operation_cost(int m) { return std::max(1, m - 1); }
+  // Cost of an expression with m operands: its m - 1 operators, and 1 for a copy; a constant form adds its operator
+  // (c + X#Y costs 1, c + X#Y + Z#W costs 2).
+  static int operation_cost(int m, bool constant = false) { return constant ? m : std::max(1, m - 1); }
 
   std::vector<Node> plant_needed(Rng& rng, int ops) const;
+  std::vector<Node> plant_with_answer(Rng& rng, int ops) const;
   void add_distractors(Rng& rng, std::vector<Node>* nodes) const;
   void choose_operators(Rng& rng, Node* node) const;
   Example make_candidate(Rng& rng, int ops) const;
@@ -133,6 +146,13 @@ class IgsmTask : public TaskBase {
   // name token, in operand order.
   void append_definition(const std::vector<Node>& nodes, int index, const std::vector<int>& names,
                          std::vector<int32_t>* tokens, std::vector<size_t>* operand_ends = nullptr) const;
+  // Makes `node` a constant form: c in 1..6 with the expression's operator kind ("c more than" in a sum, "c times"
+  // in a product; a copy takes either).
+  void add_constant(Rng& rng, Node* node) const {
+    node->constant = uniform_int(rng, 1, kModulus - 1);
+    bool product = node->ops.empty() ? rng.uniform(2) == 0 : node->ops[0] == times_token();
+    node->constant_op = product ? times_token() : plus_token();
+  }
   int32_t evaluate_planted(const std::vector<Node>& nodes, int index, std::vector<int32_t>* memo) const;
   static std::vector<int> dependency_order(Rng& rng, const std::vector<Node>& nodes);
   static int latest_dependency(const std::vector<Node>& nodes, const std::vector<int>& rank, int index,
@@ -141,6 +161,7 @@ class IgsmTask : public TaskBase {
   int levels_ = 4, entities_ = 4, distractors_ = 4, max_operands_ = 4;
   bool dependency_order_ = false, dense_ = false, dense_operands_ = false;
   bool single_token_names_ = false, constant_distractors_ = false;
+  bool constant_forms_ = false, uniform_answers_ = true, template_split_ = false;
   std::vector<Edge> edges_;
 };
 
@@ -152,13 +173,15 @@ std::vector<Node> IgsmTask::plant_needed(Rng& rng, int ops) const {
   std::vector<Node> nodes(1);
   int budget = ops;
   for (size_t next = 0; next < nodes.size(); next++) {
-    if (budget == 0) continue;  // stays a constant
-    std::vector<int> choices;
+    if (budget == 0) continue;                  // stays a constant
+    std::vector<std::pair<int, bool>> choices;  // (operands, constant form)
     for (int m = 1; m <= max_operands_; m++) {
-      if (operation_cost(m) <= budget) choices.push_back(m);
+      if (operation_cost(m) <= budget) choices.push_back({m, false});
+      // a copy with a constant (c + X#Y) costs what a copy does and is a form of its own
+      if (constant_forms_ && operation_cost(m, true) <= budget) choices.push_back({m, true});
     }
-    int m = choices[rng.uniform(choices.size())];
-    budget -= operation_cost(m);
+    auto [m, constant] = choices[rng.uniform(choices.size())];
+    budget -= operation_cost(m, constant);
     // If nothing else is pending, one operand must be new so that the rest of the budget can be spent.
     bool need_fresh = budget > 0 && next + 1 == nodes.size();
     std::vector<int> operands;
@@ -179,11 +202,23 @@ std::vector<Node> IgsmTask::plant_needed(Rng& rng, int ops) const {
     nodes[next].is_constant = false;
     nodes[next].operands = operands;
     choose_operators(rng, &nodes[next]);
+    if (constant) add_constant(rng, &nodes[next]);
   }
   for (Node& node : nodes) {
     if (node.is_constant) node.value = (int32_t)rng.uniform(kModulus);
   }
   return nodes;
+}
+
+// The needed DAG; with uniform answers, a target drawn uniformly from 0-6 first and DAGs planted until the query's
+// value is the target (the distractors cannot change it), so every answer is equally likely at every difficulty.
+std::vector<Node> IgsmTask::plant_with_answer(Rng& rng, int ops) const {
+  int32_t target = uniform_answers_ ? (int32_t)rng.uniform(kModulus) : -1;
+  while (true) {
+    std::vector<Node> nodes = plant_needed(rng, ops);
+    std::vector<int32_t> memo(nodes.size(), -1);
+    if (target < 0 || evaluate_planted(nodes, 0, &memo) == target) return nodes;
+  }
 }
 
 // Distractors: parameters no needed node refers to. Each is a constant or an expression of any parameter
@@ -202,6 +237,7 @@ void IgsmTask::add_distractors(Rng& rng, std::vector<Node>* nodes) const {
       node.is_constant = false;
       node.operands.assign(pool.begin(), pool.begin() + m);
       choose_operators(rng, &node);
+      if (constant_forms_ && rng.uniform(3) == 0) add_constant(rng, &node);
     } else {
       node.value = (int32_t)rng.uniform(kModulus);
     }
@@ -234,6 +270,9 @@ int32_t IgsmTask::evaluate_planted(const std::vector<Node>& nodes, int index, st
       if (node.ops[k - 1] == minus_token()) value = (value - operand + kModulus) % kModulus;
       if (node.ops[k - 1] == times_token()) value = (value * operand) % kModulus;
     }
+    // c + (the sum), c * (the product): the constant comes first, so left to right gives the same value
+    if (node.constant >= 0 && node.constant_op == times_token()) value = node.constant * value % kModulus;
+    if (node.constant >= 0 && node.constant_op == plus_token()) value = (node.constant + value) % kModulus;
   }
   (*memo)[index] = value;
   return value;
@@ -268,6 +307,7 @@ void IgsmTask::append_definition(const std::vector<Node>& nodes, int index, cons
   if (node.is_constant) {
     tokens->push_back(node.value);
   } else {
+    if (node.constant >= 0) tokens->insert(tokens->end(), {node.constant, node.constant_op});
     for (size_t k = 0; k < node.operands.size(); k++) {
       if (k > 0) tokens->push_back(node.ops[k - 1]);
       append_name(names[node.operands[k]], tokens);
@@ -309,7 +349,7 @@ int IgsmTask::latest_dependency(const std::vector<Node>& nodes, const std::vecto
 }
 
 Example IgsmTask::make_candidate(Rng& rng, int ops) const {
-  std::vector<Node> nodes = plant_needed(rng, ops);
+  std::vector<Node> nodes = plant_with_answer(rng, ops);
   add_distractors(rng, &nodes);
   // Distinct random parameter names for all nodes.
   std::vector<int> names(edges_.size());
@@ -361,6 +401,27 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
     example.dense_targets[example.answer_begin] = end_token();                               // answer -> end
   }
   return example;
+}
+
+// The template: names by order of first appearance (as -1, -2, ...), digits as one placeholder, symbols kept.
+std::vector<int32_t> IgsmTask::split_key(const std::vector<int32_t>& prompt) const {
+  if (!template_split_) return prompt;
+  const int32_t digit_placeholder = -1000;
+  std::map<int, int32_t> canonical;  // edge -> -(1 + order of first appearance)
+  std::vector<int32_t> key;
+  for (size_t i = 0; i < prompt.size();) {
+    size_t length = 0;
+    int edge = read_name(prompt, i, &length);
+    if (edge >= 0) {
+      auto it = canonical.emplace(edge, -(int32_t)canonical.size() - 1).first;
+      key.push_back(it->second);
+      i += length;
+      continue;
+    }
+    key.push_back(prompt[i] >= 0 && prompt[i] < kModulus ? digit_placeholder : prompt[i]);
+    i++;
+  }
+  return key;
 }
 
 // ---- solver: parse the definitions, then evaluate the query by recursive descent with memoization ----------

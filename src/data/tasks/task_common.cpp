@@ -170,7 +170,7 @@ Example TaskBase::sample_in_split(Split split, uint64_t index, int difficulty,
   for (int attempt = 0; attempt < max_attempts; attempt++) {
     Example candidate = make_candidate(rng);
     std::vector<int32_t> prompt(candidate.tokens.begin(), candidate.tokens.begin() + candidate.answer_begin);
-    if (prompt_in_test_split(prompt, test_permille_) == want_test) {
+    if (prompt_in_test_split(split_key(prompt), test_permille_) == want_test) {
       candidate.difficulty = difficulty;
       return candidate;
     }
