@@ -11,6 +11,7 @@ into build-llama/ (not committed). Prints one markdown table.
 
 Usage: python3 bench/compare_decode.py [--recur build/recur] [--models S,M,L] [--pp 256 --tg 128] [--reps 3]
                                        [--threads 2] [--no-batched] [--work runs/compare_decode]
+                                       [--llama_bin DIR]
 """
 import argparse
 import json
@@ -116,9 +117,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-batched", action="store_true", help="skip the 16-sequence row")
     ap.add_argument("--work", default=os.path.join(ROOT, "runs", "compare_decode"))
+    ap.add_argument("--llama_bin", help="a folder holding llama-bench and llama-batched-bench already built "
+                    "(default: build them from node-llama-cpp's bundled source into build-llama/)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    bench, batched = llama_tools()
+    if args.llama_bin:
+        bench, batched = (os.path.join(args.llama_bin, name) for name in ("llama-bench", "llama-batched-bench"))
+    else:
+        bench, batched = llama_tools()
     rows = []
     for name in args.models.split(","):
         checkpoint, gguf = exported(args.recur, args.work, name)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "recur/error.h"
 #include "recur/safetensors.h"
@@ -136,12 +137,11 @@ struct TensorInfo {
   uint64_t offset = 0, nbytes = 0;
 };
 
-TensorInfo read_tensor_info(Cursor& c, const std::vector<TensorInfo>& earlier) {
+TensorInfo read_tensor_info(Cursor& c, std::set<std::string>& names) {
   TensorInfo info;
   GgufTensor& t = info.tensor;
   t.name = c.string("a tensor name", kMaxName - 1);
-  for (const TensorInfo& other : earlier)
-    if (other.tensor.name == t.name) c.fail("tensor \"" + t.name + "\" appears twice");
+  if (!names.insert(t.name).second) c.fail("tensor \"" + t.name + "\" appears twice");
   uint32_t n_dims = c.read<uint32_t>("a tensor's dimension count");
   if (n_dims == 0 || n_dims > kMaxDims)
     c.fail("tensor \"" + t.name + "\" has " + std::to_string(n_dims) + " dimensions; GGUF allows 1 to 4");
@@ -294,9 +294,10 @@ GgufFile gguf_parse(const std::vector<uint8_t>& file, const std::string& source)
   // a key/value takes at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 8 + 4 + 8
   if (n_kv > (c.size - c.pos) / 13 || n_tensors > (c.size - c.pos) / 32)
     c.fail(std::to_string(n_kv) + " keys and " + std::to_string(n_tensors) + " tensors cannot fit in the file");
+  std::set<std::string> keys;
   for (uint64_t i = 0; i < n_kv; i++) {
     std::string key = c.string("a key", kMaxKey);
-    if (f.find(key)) c.fail("key \"" + key + "\" appears twice");
+    if (!keys.insert(key).second) c.fail("key \"" + key + "\" appears twice");
     f.metadata.emplace_back(key, read_value(c, key));
   }
   uint32_t alignment = kDefaultAlignment;
@@ -307,7 +308,8 @@ GgufFile gguf_parse(const std::vector<uint8_t>& file, const std::string& source)
       c.fail("general.alignment " + std::to_string(alignment) + " is not a power of two up to 2^20");
   }
   std::vector<TensorInfo> infos;
-  for (uint64_t i = 0; i < n_tensors; i++) infos.push_back(read_tensor_info(c, infos));
+  std::set<std::string> names;
+  for (uint64_t i = 0; i < n_tensors; i++) infos.push_back(read_tensor_info(c, names));
   uint64_t data_start = align_up(c.pos, alignment);
   if (n_tensors > 0) c.need(data_start - c.pos, "the padding before the tensor data");
   read_tensor_data(c, infos, std::min<uint64_t>(data_start, c.size), alignment, f);
