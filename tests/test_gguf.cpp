@@ -133,6 +133,31 @@ TEST(Gguf, InterleavedRopeOnReorderedRowsEqualsRotateHalf) {
   }
 }
 
+// F16 and BF16 matrices: every value within half an ulp of the F32 weight (2^-11 and 2^-8 relative; F16's
+// subnormals within 2^-25), norms exactly F32, and the file reads back bit for bit.
+TEST(Gguf, HalfPrecisionMatricesRoundToNearest) {
+  Model m = random_model(tiny_decoder("cycle"), 8);
+  for (auto [type, relative] : {std::pair{GgmlType::f16, 0x1p-11f}, std::pair{GgmlType::bf16, 0x1p-8f}}) {
+    GgufFile f = gguf_from_model(m, "x", type);
+    GgufFile g = gguf_parse(gguf_serialize(f), "memory");
+    EXPECT_EQ(g.get_u32("general.file_type"), type == GgmlType::f16 ? 1u : 32u);
+    for (size_t i = 0; i < f.tensors.size(); i++) EXPECT_EQ(g.tensors[i].bytes, f.tensors[i].bytes);
+    EXPECT_EQ(g.tensor("blk.1.attn_norm.weight").type, GgmlType::f32);
+    GgufFile exact = gguf_from_model(m, "x");
+    for (const char* name : {"token_embd.weight", "blk.3.attn_k.weight", "blk.2.ffn_down.weight"}) {
+      EXPECT_EQ(g.tensor(name).type, type);
+      std::vector<float> got = g.tensor(name).to_f32(), want = exact.tensor(name).f32();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t j = 0; j < got.size(); j++)
+        ASSERT_LE(std::fabs(got[j] - want[j]), relative * std::fabs(want[j]) + 0x1p-25f) << name << " " << j;
+    }
+  }
+  GgufFile f;
+  const float values[6] = {1.0f, -2.0f, 65504.0f, 1e6f, 0x1p-24f, 1.0f + 0x1p-11f};  // the last: a tie, to even
+  f.add_f32("h", {6}, values, GgmlType::f16);
+  EXPECT_EQ(f.tensor("h").to_f32(), (std::vector<float>{1.0f, -2.0f, 65504.0f, INFINITY, 0x1p-24f, 1.0f}));
+}
+
 TEST(Gguf, VocabularyIsBytes) {
   GgufFile f = gguf_from_model(Model(tiny_decoder("plain")), "x");
   const GgufValue* tokens = f.find("tokenizer.ggml.tokens");

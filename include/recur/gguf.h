@@ -55,7 +55,8 @@ struct GgufTensor {
   GgmlType type = GgmlType::f32;
   std::vector<uint8_t> bytes;  // little-endian
   uint64_t numel() const;
-  std::vector<float> f32() const;  // throws recur::Error unless type is f32
+  std::vector<float> f32() const;     // throws recur::Error unless type is f32
+  std::vector<float> to_f32() const;  // any type, widened exactly
 };
 
 struct GgufFile {
@@ -69,8 +70,10 @@ struct GgufFile {
   uint32_t get_u32(const std::string& key) const;
   float get_f32(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
-  // Appends a row-major F32 tensor of `shape` (outermost first).
-  void add_f32(const std::string& name, const std::vector<int64_t>& shape, const float* data);
+  // Appends a row-major tensor of `shape` (outermost first) from F32 values, stored as `type` (F16 and BF16 rounded
+  // to nearest even; out of F16's range: infinity).
+  void add_f32(const std::string& name, const std::vector<int64_t>& shape, const float* data,
+               GgmlType type = GgmlType::f32);
   const GgufTensor& tensor(const std::string& name) const;  // throws recur::Error when absent
   uint32_t alignment() const;                               // general.alignment, 32 when absent
 };
@@ -86,10 +89,11 @@ void gguf_write(const std::string& path, const GgufFile& file);  // atomically (
 // Throws recur::Error saying why llama.cpp's `llama` architecture cannot run this model (MoR routing, input
 // injection), or returns.
 void gguf_check_exportable(const ModelConfig& config);
-// The model as a llama.cpp `llama` GGUF (F32): blk.i for the i-th layer application (Model::schedule()),
-// attn_q/attn_k rows interleaved (rope_rows_interleave), q/k/v and gate/up split, output.weight only when
-// untied, a 256-byte vocabulary, and recur.config / recur.schedule for the record. `name`: general.name.
-GgufFile gguf_from_model(const Model& model, const std::string& name);
+// The model as a llama.cpp `llama` GGUF: blk.i for the i-th layer application (Model::schedule()), attn_q/attn_k
+// rows interleaved (rope_rows_interleave), q/k/v and gate/up split, output.weight only when untied, a 256-byte
+// vocabulary, and recur.config / recur.schedule for the record. `name`: general.name. The matrices (embedding and
+// projections) are stored as `matrices`, the norm weights always as F32 (as llama.cpp's converter does).
+GgufFile gguf_from_model(const Model& model, const std::string& name, GgmlType matrices = GgmlType::f32);
 
 // recur's RoPE rotates (x_i, x_{i+half}) of each head (rotate-half); llama.cpp's `llama` rotates (x_2i, x_2i+1).
 // Reordering a projection's rows per head (rows (n_heads·head_dim, cols)) so that new row 2i is old row i and

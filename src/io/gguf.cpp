@@ -4,6 +4,7 @@
 #include "recur/gguf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -218,6 +219,64 @@ uint64_t GgufTensor::numel() const {
   return n;
 }
 
+namespace {
+
+// IEEE half precision, rounded to nearest even (subnormals kept, overflow to infinity).
+uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+  int exp = (int)((x >> 23) & 0xff), e = exp - 127 + 15;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);
+  if (e < -10) return (uint16_t)sign;
+  int shift = e <= 0 ? 14 - e : 13;  // a subnormal result keeps the implicit bit in its mantissa
+  uint32_t m = e <= 0 ? mant | 0x800000 : mant;
+  uint32_t half = (e <= 0 ? 0 : (uint32_t)e << 10) | (m >> shift), rest = m & ((1u << shift) - 1);
+  uint32_t midway = 1u << (shift - 1);
+  if (rest > midway || (rest == midway && (half & 1))) half++;  // a carry rounds up into the exponent
+  return (uint16_t)(sign | half);
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp == 0) {
+    float v = std::ldexp((float)mant, -24);
+    return sign ? -v : v;
+  }
+  uint32_t x = sign | (exp == 31 ? 0x7f800000 : (exp - 15 + 127) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);  // NaN stays NaN
+  return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+float bf16_to_f32(uint16_t h) {
+  uint32_t x = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+}  // namespace
+
+std::vector<float> GgufTensor::to_f32() const {
+  if (type == GgmlType::f32) return f32();
+  std::vector<float> v(bytes.size() / 2);
+  for (size_t i = 0; i < v.size(); i++) {
+    uint16_t h;
+    std::memcpy(&h, bytes.data() + 2 * i, 2);
+    v[i] = type == GgmlType::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+  return v;
+}
+
 std::vector<float> GgufTensor::f32() const {
   check(type == GgmlType::f32, "gguf: tensor \"", name, "\" is not F32");
   std::vector<float> v(bytes.size() / 4);
@@ -262,12 +321,17 @@ const std::string& GgufFile::get_string(const std::string& key) const {
   return typed(*this, key, GgufType::string, "string").strings[0];
 }
 
-void GgufFile::add_f32(const std::string& name, const std::vector<int64_t>& shape, const float* data) {
+void GgufFile::add_f32(const std::string& name, const std::vector<int64_t>& shape, const float* data, GgmlType type) {
   GgufTensor t;
   t.name = name;
+  t.type = type;
   t.dims.assign(shape.rbegin(), shape.rend());
-  t.bytes.resize(t.numel() * 4);
-  std::memcpy(t.bytes.data(), data, t.bytes.size());
+  t.bytes.resize(t.numel() * element_size(type));
+  if (type == GgmlType::f32) std::memcpy(t.bytes.data(), data, t.bytes.size());
+  for (uint64_t i = 0; type != GgmlType::f32 && i < t.numel(); i++) {
+    uint16_t h = type == GgmlType::f16 ? f32_to_f16(data[i]) : f32_to_bf16(data[i]);
+    std::memcpy(t.bytes.data() + 2 * i, &h, 2);
+  }
   tensors.push_back(std::move(t));
 }
 

@@ -70,11 +70,14 @@ void add_vocabulary(GgufFile& f, int vocab_size) {
   f.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
 }
 
-void add_hyperparameters(GgufFile& f, const Model& m, const std::string& name) {
+// llama.cpp's general.file_type (llama.h, LLAMA_FTYPE_*): all F32, mostly F16, mostly BF16.
+uint32_t file_type(GgmlType matrices) { return matrices == GgmlType::f32 ? 0 : matrices == GgmlType::f16 ? 1 : 32; }
+
+void add_hyperparameters(GgufFile& f, const Model& m, const std::string& name, GgmlType matrices) {
   const ModelConfig& c = m.config();
   f.set("general.architecture", GgufValue::string("llama"));
   f.set("general.name", GgufValue::string(name));
-  f.set("general.file_type", GgufValue::u32(0));  // all F32
+  f.set("general.file_type", GgufValue::u32(file_type(matrices)));
   f.set("llama.vocab_size", GgufValue::u32(c.vocab_size));
   f.set("llama.context_length", GgufValue::u32(c.max_seq_len));
   f.set("llama.embedding_length", GgufValue::u32(c.d_model));
@@ -90,7 +93,7 @@ void add_hyperparameters(GgufFile& f, const Model& m, const std::string& name) {
 }
 
 // Block `b` of the file from unique layer `u`: the fused q|k|v and gate|up matrices split, Q and K reordered.
-void add_block(GgufFile& f, const Model& m, int b, int u) {
+void add_block(GgufFile& f, const Model& m, int b, int u, GgmlType type) {
   const ModelConfig& c = m.config();
   const LayerOffsets& w = m.layer(u);
   int64_t d = c.d_model, hd = c.head_dim(), F = c.d_ff, q_rows = c.n_heads * hd, kv_rows = c.n_kv_heads * hd;
@@ -98,30 +101,30 @@ void add_block(GgufFile& f, const Model& m, int b, int u) {
   const float* q = m.weights(w.wqkv);
   const float* k = q + q_rows * d;
   f.add_f32(pre + "attn_norm.weight", {d}, m.weights(w.attn_norm));
-  f.add_f32(pre + "attn_q.weight", {q_rows, d}, rope_rows_interleave(q, c.n_heads, hd, d).data());
-  f.add_f32(pre + "attn_k.weight", {kv_rows, d}, rope_rows_interleave(k, c.n_kv_heads, hd, d).data());
-  f.add_f32(pre + "attn_v.weight", {kv_rows, d}, k + kv_rows * d);
-  f.add_f32(pre + "attn_output.weight", {d, q_rows}, m.weights(w.wo));
+  f.add_f32(pre + "attn_q.weight", {q_rows, d}, rope_rows_interleave(q, c.n_heads, hd, d).data(), type);
+  f.add_f32(pre + "attn_k.weight", {kv_rows, d}, rope_rows_interleave(k, c.n_kv_heads, hd, d).data(), type);
+  f.add_f32(pre + "attn_v.weight", {kv_rows, d}, k + kv_rows * d, type);
+  f.add_f32(pre + "attn_output.weight", {d, q_rows}, m.weights(w.wo), type);
   f.add_f32(pre + "ffn_norm.weight", {d}, m.weights(w.ffn_norm));
-  f.add_f32(pre + "ffn_gate.weight", {F, d}, m.weights(w.w_gate_up));
-  f.add_f32(pre + "ffn_up.weight", {F, d}, m.weights(w.w_gate_up) + F * d);
-  f.add_f32(pre + "ffn_down.weight", {d, F}, m.weights(w.w_down));
+  f.add_f32(pre + "ffn_gate.weight", {F, d}, m.weights(w.w_gate_up), type);
+  f.add_f32(pre + "ffn_up.weight", {F, d}, m.weights(w.w_gate_up) + F * d, type);
+  f.add_f32(pre + "ffn_down.weight", {d, F}, m.weights(w.w_down), type);
 }
 
 }  // namespace
 
-GgufFile gguf_from_model(const Model& m, const std::string& name) {
+GgufFile gguf_from_model(const Model& m, const std::string& name, GgmlType matrices) {
   const ModelConfig& c = m.config();
   gguf_check_exportable(c);
   GgufFile f;
-  add_hyperparameters(f, m, name);
+  add_hyperparameters(f, m, name, matrices);
   add_vocabulary(f, c.vocab_size);
   int64_t V = c.vocab_size, d = c.d_model;
-  f.add_f32("token_embd.weight", {V, d}, m.weights(m.offsets().embed));
-  for (size_t b = 0; b < m.schedule().size(); b++) add_block(f, m, (int)b, m.schedule()[b]);
+  f.add_f32("token_embd.weight", {V, d}, m.weights(m.offsets().embed), matrices);
+  for (size_t b = 0; b < m.schedule().size(); b++) add_block(f, m, (int)b, m.schedule()[b], matrices);
   f.add_f32("output_norm.weight", {d}, m.weights(m.offsets().final_norm));
   // tied: llama.cpp reads the head from token_embd when output.weight is absent
-  if (!c.tied_embeddings) f.add_f32("output.weight", {V, d}, m.weights(m.offsets().lm_head));
+  if (!c.tied_embeddings) f.add_f32("output.weight", {V, d}, m.weights(m.offsets().lm_head), matrices);
   return f;
 }
 
