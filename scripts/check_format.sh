@@ -8,8 +8,9 @@ if [ -z "$clang_format" ] || ! "$clang_format" --version | grep -q "version 14\.
   echo "check_format: needs clang-format 14 (apt-get install clang-format-14)" >&2
   exit 1
 fi
-mapfile -t files < <(find src include tools tests bench -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \) |
-  sort)
+# (npm packages' sources under node_modules, e.g. node-llama-cpp's in bench/llama, are not ours)
+mapfile -t files < <(find src include tools tests bench -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \) \
+  -not -path '*/node_modules/*' | sort)
 report=$("$clang_format" --dry-run --Werror "${files[@]}" 2>&1) && status=0 || status=$?
 if [ "$status" -eq 0 ]; then
   echo "check_format: ${#files[@]} files formatted"

@@ -24,7 +24,7 @@ PUBLIC_HEADERS = {
     "kernels.h": "kernels", "runtime.h": "kernels",
     "config.h": "model", "model.h": "model", "train_pass.h": "model", "layer.h": "model",
     "expert_choice.h": "model", "token_choice.h": "model",
-    "checkpoint.h": "io", "safetensors.h": "io",
+    "checkpoint.h": "io", "safetensors.h": "io", "gguf.h": "io",
     "data.h": "data", "tasks.h": "data",
     "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train", "run_lock.h": "train",
     "distributed.h": "train",

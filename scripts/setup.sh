@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages recur needs to build, test and benchmark, and the npm packages of the server tests
-# (tests/server, from its package-lock.json) (idempotent; run as root or with sudo).
+# (tests/server) and of the llama.cpp comparison (bench/llama), each from its package-lock.json (idempotent; run as
+# root or with sudo).
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
@@ -31,5 +32,13 @@ fi
 server_tests="$(cd "$(dirname "$0")/../tests/server" && pwd)"
 if [ ! -d "$server_tests/node_modules/openai" ]; then
   (cd "$server_tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# node-llama-cpp (prebuilt llama.cpp CPU binaries and the llama.cpp source) for the llama.cpp greedy-equality test
+# and bench/compare_decode.py, pinned by bench/llama/package.json (an exact version) and package-lock.json. `npm ci`
+# refuses this lock (some of the package's optional per-platform binaries, mac and windows ones, are not in the registry
+# at that version, so the lock cannot list them), so `npm install` installs from the lock and leaves it as it is.
+llama_bench="$(cd "$(dirname "$0")/../bench/llama" && pwd)"
+if [ ! -f "$llama_bench/node_modules/node-llama-cpp/package.json" ]; then
+  (cd "$llama_bench" && npm install --no-audit --no-fund --loglevel=error --silent)
 fi
 echo "setup: all packages present"

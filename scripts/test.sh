@@ -13,9 +13,10 @@ bash scripts/fuzz.sh 15
 # Sanitizers: a second tree, built after the first so the two cores are not shared. Measured on 2 cores: the build
 # takes 856 s of CPU (about 8 min alone, 20 min on a busy machine) and the suite 83 s. Not yet under the sanitizers:
 # the mpirun tests (MPI is left out of this tree) and the node-driven server tests (server_integration, server_load),
-# whose ASan runs have not been verified; the release suite above runs them, and the engine and HTTP request
-# parsing they use are covered here by the gtests (Engine.*, ServerApi.*).
+# and llama_greedy (node-llama-cpp), whose ASan runs have not been verified; the release suite above runs them, and
+# the engine, HTTP request parsing and GGUF files they use are covered here by the gtests (Engine.*, ServerApi.*,
+# Gguf.*).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRECUR_SANITIZE=address,undefined -DRECUR_MPI=OFF \
   > /dev/null
 cmake --build build-asan -j2
-ctest --test-dir build-asan --output-on-failure --timeout 1800 -E "^server_(integration|load|disconnect)$"
+ctest --test-dir build-asan --output-on-failure --timeout 1800 -E "^(server_integration|server_load|server_disconnect|llama_greedy)$"

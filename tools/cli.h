@@ -67,6 +67,7 @@ Command add_serve_command(CLI::App& parent);
 Command add_server_command(CLI::App& parent);
 Command add_experiment_command(CLI::App& parent);
 Command add_task_command(CLI::App& parent);
+Command add_export_command(CLI::App& parent);
 Command add_bench_train_command(CLI::App& bench);
 Command add_bench_mor_command(CLI::App& bench);
 Command add_bench_serve_command(CLI::App& bench);
