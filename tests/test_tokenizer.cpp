@@ -54,7 +54,7 @@ TEST(Tokenizer, ByteLevelRoundTrip) {
 }
 
 TEST(Tokenizer, SentencePieceRoundTripsEveryByteString) {
-  for (const std::string& type : {"bpe", "unigram"}) {
+  for (std::string type : {"bpe", "unigram"}) {
     std::string model = type == "bpe" ? bpe_model() : lm_sample_tokenizer(type);
     std::unique_ptr<Tokenizer> t = tokenizer_from_serialized(model, type);
     EXPECT_EQ(t->vocab_size(), 320);

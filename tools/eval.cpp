@@ -66,8 +66,8 @@ int run_eval(const EvalCommandOptions& o) {
   }
   ShardFolder folder = ShardFolder::open(o.data);
   check(folder.tokenizer_model == tokenizer->serialized(), "eval: the shards in ", o.data, " were made with ",
-        folder.tokenizer_model.empty() ? "the byte-level tokenizer" : "another tokenizer", " than the checkpoint's (",
-        tokenizer->describe(), "); prepare them with the checkpoint's tokenizer");
+        folder.tokenizer_model.empty() ? "the byte-level tokenizer" : "another SentencePiece model",
+        ", not the checkpoint's (", tokenizer->describe(), "); prepare them with the checkpoint's tokenizer");
   const ShardStream& stream = o.split == "val" ? folder.val : folder.train;
   TokenReader read = [&](uint64_t start, size_t n, int32_t* out) { stream.read(start, n, out); };
   print_result(o, o.data + " (" + o.split + ")", evaluate_lm(model, read, stream.size(), token_bytes, o.eval));

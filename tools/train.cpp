@@ -70,7 +70,7 @@ struct TrainData {
   std::unique_ptr<ShardTraining> shard_training;
   std::unique_ptr<Tokenizer> tokenizer = make_byte_tokenizer();
   std::string describe() const {
-    if (!shard_training)
+    if (shards.dir.empty())
       return std::to_string(corpus.train.size()) + " train / " + std::to_string(corpus.val.size()) + " val bytes";
     return std::to_string(shards.train.size()) + " train / " + std::to_string(shards.val.size()) + " val tokens, " +
            tokenizer->describe();
