@@ -1,5 +1,6 @@
 // tools/eval.cpp: `recur eval`: validation NLL, perplexity and bits per byte of a checkpoint on a shard folder's
-// split or a text file (tokenized with the checkpoint's tokenizer), as a table or JSON.
+// split or a text file (tokenized with the checkpoint's tokenizer), or few-shot multiple-choice accuracy on a JSONL
+// file, as a table or JSON.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -16,8 +17,9 @@ namespace recur::cli {
 namespace {
 
 struct EvalCommandOptions {
-  std::string checkpoint, data, text, split = "val";
+  std::string checkpoint, data, text, fewshot, split = "val";
   EvalOptions eval;
+  FewShotOptions shots;
   bool json = false;
 };
 
@@ -25,7 +27,12 @@ void add_flags(CLI::App* app, EvalCommandOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
   CLI::Option* data = app->add_option("--data", o.data, "a token shard folder (recur data prepare)");
   CLI::Option* text = app->add_option("--text", o.text, "a text file, tokenized with the checkpoint's tokenizer");
-  data->excludes(text);
+  CLI::Option* fewshot =
+      app->add_option("--fewshot", o.fewshot, "multiple choice JSONL: {\"context\", \"choices\", \"gold\"} per line");
+  data->excludes(text)->excludes(fewshot);
+  text->excludes(fewshot);
+  app->add_option("--shots", o.shots.shots, "--fewshot: solved examples before each item")->capture_default_str();
+  app->add_option("--shot_seed", o.shots.seed, "--fewshot: seed of the shots' selection")->capture_default_str();
   app->add_option("--split", o.split, "the shard folder's split: val or train")->capture_default_str();
   app->add_option("--seq_len", o.eval.seq_len, "window length (0: the model's max_seq_len)")->capture_default_str();
   app->add_option("--batch_size", o.eval.batch_size, "windows per forward")->capture_default_str();
@@ -49,11 +56,28 @@ void print_result(const EvalCommandOptions& o, const std::string& source, const 
       r.bits_per_byte());
 }
 
+int run_fewshot(const EvalCommandOptions& o, const Model& model, const Tokenizer& tokenizer) {
+  FewShotResult r = evaluate_fewshot(model, tokenizer, read_fewshot_jsonl(o.fewshot), o.shots);
+  if (o.json) {
+    nlohmann::json j = {{"checkpoint", o.checkpoint}, {"tasks", o.fewshot}, {"shots", o.shots.shots},
+                        {"items", r.items},           {"acc", r.acc},       {"acc_norm", r.acc_norm}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf(
+      "| checkpoint | tasks | shots | items | acc | acc_norm |\n|---|---|---|---|---|---|\n"
+      "| %s | %s | %d | %lld | %.4f | %.4f |\n",
+      o.checkpoint.c_str(), o.fewshot.c_str(), o.shots.shots, (long long)r.items, r.acc, r.acc_norm);
+  return 0;
+}
+
 int run_eval(const EvalCommandOptions& o) {
-  check(o.data.empty() != o.text.empty(), "eval: give --data (a shard folder) or --text (a file)");
+  check(!o.data.empty() + !o.text.empty() + !o.fewshot.empty() == 1,
+        "eval: give --data (a shard folder), --text (a file) or --fewshot (a JSONL file)");
   check(o.split == "val" || o.split == "train", "eval: --split must be val or train");
   Model model = checkpoint_load_model(o.checkpoint);
   std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
+  if (!o.fewshot.empty()) return run_fewshot(o, model, *tokenizer);
   std::vector<int32_t> token_bytes = tokenizer->token_byte_lengths();
   if (!o.text.empty()) {
     std::vector<uint8_t> bytes = read_file_bytes(o.text);
@@ -77,7 +101,7 @@ int run_eval(const EvalCommandOptions& o) {
 }  // namespace
 
 Command add_eval_command(CLI::App& parent) {
-  return make_command<EvalCommandOptions>(parent, "eval", "NLL, perplexity and bits per byte of a checkpoint",
+  return make_command<EvalCommandOptions>(parent, "eval", "NLL, perplexity, bits per byte, few-shot accuracy",
                                           add_flags, run_eval);
 }
 
