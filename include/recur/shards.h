@@ -74,6 +74,7 @@ class ShardStream {
   std::vector<Mapped> files_;
   uint64_t total_ = 0;
   uint32_t token_bytes_ = 2;
+  void map_file(const std::string& file, const ShardHeader& expected, bool verify);
   void unmap();
 };
 

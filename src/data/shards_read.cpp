@@ -22,27 +22,39 @@ namespace fs = std::filesystem;
 ShardStream::ShardStream(const std::vector<std::string>& files, const ShardHeader& expected)
     : token_bytes_(expected.token_bytes) {
   bool verify = std::getenv("RECUR_SKIP_CHECKSUMS") == nullptr;
-  for (const std::string& file : files) {
-    int fd = ::open(file.c_str(), O_RDONLY);
-    check(fd >= 0, "data: cannot open shard ", file, "; prepare the folder again with recur data prepare");
-    size_t bytes = (size_t)fs::file_size(file);
-    void* base = bytes > 0 ? mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    ::close(fd);
-    check(base != MAP_FAILED, "data: cannot map shard ", file, " (", bytes, " bytes)");
-    files_.push_back({(const uint8_t*)base, bytes, total_, 0});
-    ShardHeader h = decode_shard_header(files_.back().base, bytes, file);
-    check(h.vocab_size == expected.vocab_size && h.eos == expected.eos, file, ": vocab_size ", h.vocab_size,
-          " and eos ", h.eos, " differ from the manifest's ", expected.vocab_size, " and ", expected.eos,
-          "; the folder mixes shards of different tokenizers: prepare it again");
-    check(bytes == kShardHeaderBytes + h.token_count * h.token_bytes, file, ": ", bytes, " bytes, but its header says ",
-          h.token_count, " tokens of ", h.token_bytes, " bytes after the ", kShardHeaderBytes,
-          "-byte header; the file is truncated or damaged: prepare the shards again");
-    check(!verify || fnv1a64(files_.back().base + kShardHeaderBytes, bytes - kShardHeaderBytes) == h.checksum, file,
-          ": the tokens' checksum differs from the header's; the file is damaged: prepare the shards again "
-          "(RECUR_SKIP_CHECKSUMS=1 skips the check)");
-    files_.back().count = h.token_count;
-    total_ += h.token_count;
+  try {
+    for (const std::string& file : files) map_file(file, expected, verify);
+  } catch (...) {
+    unmap();  // the files mapped before the bad one
+    throw;
   }
+}
+
+void ShardStream::map_file(const std::string& file, const ShardHeader& expected, bool verify) {
+  int fd = ::open(file.c_str(), O_RDONLY);
+  check(fd >= 0, "data: cannot open shard ", file, "; prepare the folder again with recur data prepare");
+  size_t bytes = (size_t)fs::file_size(file);
+  if (bytes < kShardHeaderBytes) {
+    ::close(fd);
+    decode_shard_header(nullptr, bytes, file);  // throws: the file is truncated
+  }
+  void* base = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  check(base != MAP_FAILED, "data: cannot map shard ", file, " (", bytes, " bytes)");
+  files_.push_back({(const uint8_t*)base, bytes, total_, 0});
+  ShardHeader h = decode_shard_header(files_.back().base, bytes, file);
+  check(h.vocab_size == expected.vocab_size && h.eos == expected.eos, file, ": vocab_size ", h.vocab_size, " and eos ",
+        h.eos, " differ from the manifest's ", expected.vocab_size, " and ", expected.eos,
+        "; the folder mixes shards of different tokenizers: prepare it again");
+  size_t body = bytes - kShardHeaderBytes;
+  check(body % h.token_bytes == 0 && h.token_count == body / h.token_bytes, file, ": ", bytes,
+        " bytes, but its header says ", h.token_count, " tokens of ", h.token_bytes, " bytes after the ",
+        kShardHeaderBytes, "-byte header; the file is truncated or damaged: prepare the shards again");
+  check(!verify || fnv1a64(files_.back().base + kShardHeaderBytes, body) == h.checksum, file,
+        ": the tokens' checksum differs from the header's; the file is damaged: prepare the shards again "
+        "(RECUR_SKIP_CHECKSUMS=1 skips the check)");
+  files_.back().count = h.token_count;
+  total_ += h.token_count;
 }
 
 void ShardStream::unmap() {
@@ -63,6 +75,7 @@ ShardStream& ShardStream::operator=(ShardStream&& other) noexcept {
 
 void ShardStream::read(uint64_t start, size_t n, int32_t* out) const {
   check(start + n <= total_, "data: tokens [", start, ", ", start + n, ") are outside the stream of ", total_);
+  if (n == 0) return;
   size_t f = 0;
   while (start >= files_[f].first + files_[f].count) f++;
   for (size_t i = 0; i < n; i++, start++) {
