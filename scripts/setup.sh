@@ -9,6 +9,8 @@ packages=(
   libopenblas-openmp-dev          # BLAS sgemm, OpenMP-threaded (shares the OpenMP runtime with our kernels)
   nlohmann-json3-dev libcli11-dev # config/JSON parsing, command line
   libcpp-httplib-dev              # recur server's HTTP layer (src/server)
+  libsentencepiece-dev            # SentencePiece tokenizers (src/data/tokenizer*.cpp)
+  python3-sentencepiece           # the tokenizer agreement test (tests/tokenizer_agreement.py)
   googletest libgtest-dev         # tests
   python3-torch python3-numpy     # PyTorch oracle for parity tests and the peer benchmark
   python3-matplotlib              # experiment plots

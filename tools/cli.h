@@ -68,6 +68,10 @@ Command add_server_command(CLI::App& parent);
 Command add_experiment_command(CLI::App& parent);
 Command add_task_command(CLI::App& parent);
 Command add_export_command(CLI::App& parent);
+// `recur tokenizer train|encode|decode` and `recur data prepare` (a group of subcommands each).
+std::vector<Command> add_tokenizer_commands(CLI::App& parent);
+std::vector<Command> add_data_commands(CLI::App& parent);
+Command add_eval_command(CLI::App& parent);
 Command add_bench_train_command(CLI::App& bench);
 Command add_bench_mor_command(CLI::App& bench);
 Command add_bench_serve_command(CLI::App& bench);

@@ -1,7 +1,8 @@
 // tools/recur.cpp: the `recur` command-line program, a thin layer over the engine library. main creates the
 // app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, server,
-// experiment, task, export, bench train/mor/serve/decode), parses, and runs the one given with the program's error
-// handling. Under mpirun it joins the process group first (docs/distributed.md); ranks other than 0 print only errors.
+// experiment, task, export, eval, tokenizer train/encode/decode, data prepare, bench train/mor/serve/decode), parses,
+// and runs the one given with the program's error handling. Under mpirun it joins the process group first
+// (docs/distributed.md); ranks other than 0 print only errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -40,7 +41,9 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {cli::add_train_command(app),      cli::add_sample_command(app),
                                         cli::add_serve_command(app),      cli::add_server_command(app),
                                         cli::add_experiment_command(app), cli::add_task_command(app),
-                                        cli::add_export_command(app)};
+                                        cli::add_export_command(app),     cli::add_eval_command(app)};
+  for (auto add_group : {cli::add_tokenizer_commands, cli::add_data_commands})
+    for (const cli::Command& command : add_group(app)) commands.push_back(command);
   CLI::App* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
   for (auto add : {cli::add_bench_train_command, cli::add_bench_mor_command, cli::add_bench_serve_command,

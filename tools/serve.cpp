@@ -1,6 +1,6 @@
 // tools/serve.cpp: `recur serve`, the request front end of serve(). Reads requests as JSON lines (a file or stdin),
 // generates them all with continuous batching (and depth-wise batching for MoR models), and writes one JSON line per
-// request in input order, with throughput on stderr. Byte-level models: prompts and completions are text.
+// request in input order, with throughput on stderr. Prompts and completions are text in the checkpoint's tokenizer.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,6 +11,7 @@
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/serve.h"
+#include "recur/tokenizer.h"
 
 namespace recur::cli {
 
@@ -40,7 +41,8 @@ struct ParsedRequests {
   std::vector<nlohmann::json> ids;  // the request's "id", or its line number
 };
 
-ParsedRequests parse_requests(std::istream& in, const std::string& source, int default_max_new_tokens) {
+ParsedRequests parse_requests(std::istream& in, const std::string& source, int default_max_new_tokens,
+                              const Tokenizer& tokenizer) {
   ParsedRequests parsed;
   std::string line;
   for (int line_no = 1; std::getline(in, line); line_no++) {
@@ -54,7 +56,7 @@ ParsedRequests parse_requests(std::istream& in, const std::string& source, int d
     check(j.contains("prompt") && j["prompt"].is_string() && !j["prompt"].get<std::string>().empty(),
           "serve: " + where + " needs \"prompt\": a non-empty string");
     ServeRequest request;
-    request.prompt = bytes_to_tokens(j["prompt"].get<std::string>());
+    request.prompt = tokenizer.encode(j["prompt"].get<std::string>());
     request.max_new_tokens = default_max_new_tokens;
     if (j.contains("max_new_tokens")) {
       check(j["max_new_tokens"].is_number_integer() && j["max_new_tokens"].get<int64_t>() >= 1 &&
@@ -75,24 +77,22 @@ int run_serve(const ServeCommandOptions& o) {
   check(o.serve.max_batch >= 1, "serve: --max_batch must be >= 1");
   check(o.serve.sampling.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
   check(o.serve.sampling.top_k >= 0, "serve: --top_k must be >= 0 (0: the whole vocabulary)");
+  Model model = checkpoint_load_model(o.checkpoint);
+  std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
   ParsedRequests parsed;
   if (o.requests == "-") {
-    parsed = parse_requests(std::cin, "stdin", o.max_new_tokens);
+    parsed = parse_requests(std::cin, "stdin", o.max_new_tokens, *tokenizer);
   } else {
     std::ifstream in(o.requests);
     check((bool)in, "serve: cannot read --requests " + o.requests + "; give a JSON-lines file or - for stdin");
-    parsed = parse_requests(in, o.requests, o.max_new_tokens);
+    parsed = parse_requests(in, o.requests, o.max_new_tokens, *tokenizer);
   }
-  Model model = checkpoint_load_model(o.checkpoint);
-  check(model.config().vocab_size == 256,
-        "serve: the model's vocab_size is " + std::to_string(model.config().vocab_size) +
-            ", but requests are byte-level text (vocab 256); serve a model trained with recur train");
   ServeStats stats;
   std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, o.serve, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {
     nlohmann::json line = {
-        {"id", parsed.ids[i]}, {"completion", tokens_to_text(outputs[i])}, {"generated_tokens", outputs[i].size()}};
-    // a byte-level model can emit bytes that are not UTF-8; they become U+FFFD in the JSON text
+        {"id", parsed.ids[i]}, {"completion", tokenizer->decode(outputs[i])}, {"generated_tokens", outputs[i].size()}};
+    // a model can emit bytes that are not UTF-8 (byte pieces); they become U+FFFD in the JSON text
     std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }
   std::fprintf(stderr, "serve: %zu requests, %lld prompt + %lld generated tokens in %.2f s (%.0f generated tokens/s)\n",

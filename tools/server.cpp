@@ -36,8 +36,9 @@ void add_flags(CLI::App* app, ServerCommandOptions& o) {
 
 int run_server_command(const ServerCommandOptions& o) {
   Model model = checkpoint_load_model(o.checkpoint);
-  check(model.config().vocab_size == 256, "server: the model's vocab_size is ", model.config().vocab_size,
-        ", but the server speaks byte-level text (vocab 256); serve a model trained with recur train");
+  check(
+      model.config().vocab_size == 256, "server: the model's vocab_size is ", model.config().vocab_size,
+      ", but the server speaks byte-level text (vocab 256) only; for a SentencePiece model use recur serve or sample");
   ServerOptions options = o.server;
   if (options.model_name == "recur")
     options.model_name = std::filesystem::path(o.checkpoint).lexically_normal().filename().string();

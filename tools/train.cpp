@@ -1,5 +1,6 @@
-// tools/train.cpp: `recur train`: trains a byte-level model on a text corpus (default: the built-in KJV), with
-// checkpoints, exact resume, an optional FLOPs budget instead of a step count, and a sample at the end.
+// tools/train.cpp: `recur train`: trains a model on a byte-level text corpus (default: the built-in KJV) or on token
+// shards (`recur data prepare`, with their tokenizer), with checkpoints, exact resume, an optional FLOPs budget
+// instead of a step count, and a sample at the end.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,8 @@
 #include "recur/model.h"
 #include "recur/runtime.h"
 #include "recur/sample.h"
+#include "recur/shards.h"
+#include "recur/tokenizer.h"
 #include "recur/train.h"
 
 namespace recur::cli {
@@ -31,14 +34,16 @@ void add_flags(CLI::App* cmd, TrainCommandOptions& o) {
   o.train.steps = 600;
   o.train.warmup_steps = 50;
   o.model.add(cmd);
-  cmd->add_option("--data", o.data, "text file, folder of text files, or builtin:kjv")->capture_default_str();
+  cmd->add_option("--data", o.data,
+                  "text file, folder of text files, builtin:kjv, or a token shard folder (recur data prepare)")
+      ->capture_default_str();
   cmd->add_option("--val_fraction", o.val_fraction, "tail of the corpus held out for validation")
       ->capture_default_str();
   cmd->add_option("--out", o.out_dir, "output folder: checkpoints, metrics.jsonl")->capture_default_str();
   cmd->add_option("--resume", o.resume, "continue from a checkpoint folder or an --out folder");
   cmd->add_option("--stop_at", o.stop_at, "checkpoint and stop after this step (train in pieces; 0: run to --steps)")
       ->capture_default_str();
-  cmd->add_option("--sample_tokens", o.sample_tokens, "after training, print a sample of this many bytes (0: none)")
+  cmd->add_option("--sample_tokens", o.sample_tokens, "after training, print a sample of this many tokens (0: none)")
       ->capture_default_str();
   cmd->add_option("--prompt", o.sample_prompt, "prompt for the final sample")->capture_default_str();
   add_train_flags(cmd, o.train);
@@ -58,10 +63,39 @@ int64_t steps_for_budget(const Model& model, const TrainConfig& config, double f
   return steps;
 }
 
+// The data of a run: a byte-level text corpus, or a shard folder with its tokenizer and data position.
+struct TrainData {
+  TextCorpus corpus;
+  ShardFolder shards;
+  std::unique_ptr<ShardTraining> shard_training;
+  std::unique_ptr<Tokenizer> tokenizer = make_byte_tokenizer();
+  std::string describe() const {
+    if (shards.dir.empty())
+      return std::to_string(corpus.train.size()) + " train / " + std::to_string(corpus.val.size()) + " val bytes";
+    return std::to_string(shards.train.size()) + " train / " + std::to_string(shards.val.size()) + " val tokens, " +
+           tokenizer->describe();
+  }
+};
+
+// Shards set the model's vocab_size unless --vocab_size says otherwise (then it must agree).
+void load_data(const TrainCommandOptions& o, ModelConfig& config, TrainData& data) {
+  if (!is_shard_folder(o.data)) {
+    data.corpus = TextCorpus::load(o.data, o.val_fraction);
+    check(config.vocab_size >= 256, "train: byte-level text needs vocab_size >= 256");
+    return;
+  }
+  data.shards = ShardFolder::open(o.data);
+  data.tokenizer = tokenizer_from_serialized(data.shards.tokenizer_model, o.data + "/" + kTokenizerFile);
+  if (!o.model.given.contains("vocab_size")) config.vocab_size = data.shards.vocab_size;
+  check(config.vocab_size == data.shards.vocab_size, "train: --vocab_size ", config.vocab_size, " differs from the ",
+        data.shards.vocab_size, " tokens of the shards in ", o.data, "; leave --vocab_size out to take theirs");
+}
+
 int run_train(const TrainCommandOptions& o) {
   ModelConfig config = o.model.resolve();
   TrainConfig train_config = o.train;
-  TextCorpus corpus = TextCorpus::load(o.data, o.val_fraction);
+  TrainData data;
+  load_data(o, config, data);
   Model model(config);
   model.init_weights(train_config.seed);
   check(o.flops_budget >= 0, "train: --flops_budget must be >= 0 (0: train for --steps)");
@@ -71,23 +105,29 @@ int run_train(const TrainCommandOptions& o) {
   }
   std::printf(
       "recur train: %s | %zu parameters | %d layer applications over %d unique layers | %.2f MFLOPs/token "
-      "(forward) | %d threads | data %s (%zu train / %zu val bytes)\n",
+      "(forward) | %d threads | data %s (%s)\n",
       o.resume.empty() ? "new model" : "resuming", model.n_params(), config.n_layers, config.n_unique_layers(),
-      model.forward_flops_per_token(train_config.seq_len) / 1e6, num_threads(), o.data.c_str(), corpus.train.size(),
-      corpus.val.size());
+      model.forward_flops_per_token(train_config.seq_len) / 1e6, num_threads(), o.data.c_str(),
+      data.describe().c_str());
   TrainOptions options;
   options.out_dir = o.out_dir;
   options.resume_from = o.resume;
   options.stop_at = o.stop_at;
-  check(config.vocab_size >= 256, "train: byte-level text needs vocab_size >= 256");
-  train_run(model, train_config, text_batches(corpus.train, train_config), text_validation(corpus.val, train_config),
-            options);
+  if (is_shard_folder(o.data)) {
+    data.shard_training = std::make_unique<ShardTraining>(data.shards, train_config);
+    options.data_position = data.shard_training.get();
+    options.tokenizer_model = data.shards.tokenizer_model;
+    train_run(model, train_config, data.shard_training->batches(), data.shard_training->validation(), options);
+  } else {
+    train_run(model, train_config, text_batches(data.corpus.train, train_config),
+              text_validation(data.corpus.val, train_config), options);
+  }
   if (o.sample_tokens > 0) {
     SampleOptions sampling;
     sampling.max_new_tokens = o.sample_tokens;
-    std::vector<int32_t> out = generate(model, bytes_to_tokens(o.sample_prompt), sampling);
+    std::vector<int32_t> out = generate(model, data.tokenizer->encode(o.sample_prompt), sampling);
     std::printf("\nsample (temperature %.1f, top-k %d):\n%s%s\n", sampling.temperature, sampling.top_k,
-                o.sample_prompt.c_str(), tokens_to_text(out).c_str());
+                o.sample_prompt.c_str(), data.tokenizer->decode(out).c_str());
   }
   return 0;
 }
@@ -95,8 +135,8 @@ int run_train(const TrainCommandOptions& o) {
 }  // namespace
 
 Command add_train_command(CLI::App& parent) {
-  return make_command<TrainCommandOptions>(parent, "train", "train a model on a text corpus (byte-level, vocab 256)",
-                                           add_flags, run_train);
+  return make_command<TrainCommandOptions>(
+      parent, "train", "train a model on a text corpus (byte-level) or token shards", add_flags, run_train);
 }
 
 }  // namespace recur::cli

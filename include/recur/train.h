@@ -9,6 +9,7 @@
 
 #include "recur/data.h"
 #include "recur/model.h"
+#include "recur/shards.h"
 #include "recur/train_pass.h"
 
 namespace recur {
@@ -100,9 +101,41 @@ using Evaluator = std::function<EvalMetrics(TrainPass&)>;
 // Routing statistics averaged over the forwards of a validation pass (empty for models without MoR).
 EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats);
 
+// Validation on fixed batches: batch_at(i) for i < config.eval_batches, the same on every call; val_loss (and the
+// MoR routing statistics and, for expert choice, val_loss_causal).
+Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConfig& config);
 // Windows of a byte corpus for config.seed (training) and a fixed set of validation windows.
 BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& config);
 Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& config);
+
+// A data source whose position is state: saved in each checkpoint's train_state.json ("data") and given back on
+// resume, so the resumed run continues where the data left off.
+struct DataPosition {
+  virtual ~DataPosition() = default;
+  // The position after `step` optimizer steps, as a JSON object.
+  virtual std::string save(int64_t step) const = 0;
+  // Continue from `saved` (written by save(step)); an Error when it belongs to other data.
+  virtual void restore(const std::string& saved, int64_t step) = 0;
+};
+
+// Training on token shards (recur/shards.h): each row of a batch is the next window of the epoch-shuffled order of
+// the train split (ShardWindows, seeded by config.seed); the window cursor is the data position. Validation runs on
+// fixed windows of the validation split. `folder` must outlive this.
+class ShardTraining final : public DataPosition {
+ public:
+  ShardTraining(const ShardFolder& folder, const TrainConfig& config);
+  BatchSource batches() const;
+  Evaluator validation() const;
+  std::string save(int64_t step) const override;
+  void restore(const std::string& saved, int64_t step) override;
+
+ private:
+  const ShardFolder& folder_;
+  TrainConfig config_;
+  ShardWindows windows_;
+  uint64_t base_cursor_ = 0;  // the window cursor at optimizer step base_step_
+  int64_t base_step_ = 0;
+};
 
 // What the micro-batches of one step sum to: losses, FLOPs, tokens; the routing load of the last micro-batch.
 struct StepTotals {
@@ -122,6 +155,8 @@ struct TrainOptions {
   std::string resume_from;  // a checkpoint (or an out_dir with one); empty: start fresh
   int64_t stop_at = 0;      // stop (with a checkpoint) after this step, to train in pieces; 0: run to the end
   bool quiet = false;
+  DataPosition* data_position = nullptr;  // the data's position, when it is state (token shards)
+  std::string tokenizer_model;            // serialized SentencePiece model copied into each checkpoint; empty: bytes
 };
 
 // Totals of a run from its out_dir/metrics.jsonl, every segment of a resumed run included (the last row of a

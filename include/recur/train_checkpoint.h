@@ -10,13 +10,20 @@
 
 namespace recur {
 
-// Writes <out_dir>/step_<opt.step>/ with the model, the optimizer moments and the training settings, and points
-// <out_dir>/latest at it. Returns the checkpoint folder.
-std::string checkpoint_save_training(const std::string& out_dir, const Model& model, const AdamW& opt,
-                                     const TrainConfig& train_config);
+// What a training checkpoint may hold beyond model, moments and settings: the serialized SentencePiece model
+// (tokenizer.model; empty: byte-level) and the data position (train_state.json "data", a JSON object; empty: none).
+struct TrainExtras {
+  std::string tokenizer_model, data_position;
+};
 
-// Weights, optimizer moments and step, and the training settings, for --resume. The checkpoint's config.json must
-// match the model's config.
-void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config);
+// Writes <out_dir>/step_<opt.step>/ with the model, the optimizer moments, the training settings and the extras,
+// and points <out_dir>/latest at it. Returns the checkpoint folder.
+std::string checkpoint_save_training(const std::string& out_dir, const Model& model, const AdamW& opt,
+                                     const TrainConfig& train_config, const TrainExtras& extras = {});
+
+// Weights, optimizer moments and step, the training settings and (when asked) the extras, for --resume. The
+// checkpoint's config.json must match the model's config.
+void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config,
+                              TrainExtras* extras = nullptr);
 
 }  // namespace recur

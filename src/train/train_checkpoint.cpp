@@ -9,13 +9,14 @@
 #include "core/json_read.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
+#include "recur/tokenizer.h"
 
 namespace recur {
 
 namespace fs = std::filesystem;
 
 static void save_optimizer_state(const std::string& dir, const Model& model, const AdamW& opt,
-                                 const TrainConfig& train_config) {
+                                 const TrainConfig& train_config, const TrainExtras& extras) {
   SafeTensors st;
   std::string file = dir + "/optimizer.safetensors";
   for (const ParamInfo& p : model.param_table()) {
@@ -28,18 +29,22 @@ static void save_optimizer_state(const std::string& dir, const Model& model, con
   safetensors_write(file, st);
   nlohmann::json state = {{"step", opt.step},
                           {"train_config", nlohmann::json::parse(train_config_to_json(train_config))}};
+  if (!extras.data_position.empty()) state["data"] = nlohmann::json::parse(extras.data_position);
   write_text_atomic(dir + "/train_state.json", state.dump(2) + "\n");
+  if (!extras.tokenizer_model.empty())
+    write_file_atomic(dir + "/" + kTokenizerFile, extras.tokenizer_model.data(), extras.tokenizer_model.size());
 }
 
 std::string checkpoint_save_training(const std::string& out_dir, const Model& model, const AdamW& opt,
-                                     const TrainConfig& train_config) {
+                                     const TrainConfig& train_config, const TrainExtras& extras) {
   return checkpoint_save_model(out_dir, model, opt.step, [&](const std::string& staging_dir) {
-    save_optimizer_state(staging_dir, model, opt, train_config);
+    save_optimizer_state(staging_dir, model, opt, train_config, extras);
   });
 }
 
-// The step and training settings of train_state.json; every error names the file.
-static void load_train_state(const std::string& dir, AdamW& opt, TrainConfig& train_config) {
+// The step, training settings and data position of train_state.json; every error names the file.
+static void load_train_state(const std::string& dir, AdamW& opt, TrainConfig& train_config,
+                             std::string& data_position) {
   std::string path = dir + "/train_state.json";
   try {
     nlohmann::json state = parse_json_strict(read_file_checked(path, kMaxConfigBytes), path, kMaxConfigBytes);
@@ -48,6 +53,8 @@ static void load_train_state(const std::string& dir, AdamW& opt, TrainConfig& tr
     read_json_value(state["step"], opt.step, "train state", "step");
     check(opt.step >= 0, "\"step\" must be >= 0");
     train_config = train_config_from_json(state["train_config"].dump());
+    check(!state.contains("data") || state["data"].is_object(), "\"data\" must be an object");
+    data_position = state.contains("data") ? state["data"].dump() : "";
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (in " + path + "); resume from an earlier checkpoint");
   }
@@ -75,7 +82,8 @@ static void load_optimizer_moments(const std::string& dir, const Model& model, A
   }
 }
 
-void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config) {
+void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config,
+                              TrainExtras* extras) {
   std::string dir = checkpoint_resolve(path);
   SafeTensors weights = safetensors_read(dir + "/model.safetensors");
   ModelConfig saved = checkpoint_config(dir, weights);
@@ -85,8 +93,12 @@ void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt,
   load_weights(model, weights, dir + "/model.safetensors");
   check(fs::exists(dir + "/optimizer.safetensors") && fs::exists(dir + "/train_state.json"), "resume: ", dir,
         " has no optimizer state (weights only); start a new run from it instead of resuming");
-  load_train_state(dir, opt, train_config);
+  TrainExtras found;
+  load_train_state(dir, opt, train_config, found.data_position);
   load_optimizer_moments(dir, model, opt);
+  if (fs::exists(dir + "/" + kTokenizerFile))
+    found.tokenizer_model = read_file_checked(dir + "/" + kTokenizerFile, uint64_t(256) << 20);
+  if (extras) *extras = found;
 }
 
 }  // namespace recur

@@ -57,17 +57,15 @@ static EvalMetrics causal_routing_metrics(const std::vector<MorStats>& causal) {
   return m;
 }
 
-Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& c) {
-  return [&val_text, c](TrainPass& pass) {
+Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConfig& c) {
+  return [batch_at, c](TrainPass& pass) {
     const ModelConfig& config = pass.model().config();
-    int seq_len = std::min<int>(c.seq_len, (int)val_text.size() - 2);
     // expert choice also runs the causal rule that decoding uses, instead of the top-k over each whole window
     bool causal_too = config.mor_routing == MorRouting::expert;
     double total = 0, ce = 0, causal = 0;
     std::vector<MorStats> stats, causal_stats;
     for (int i = 0; i < c.eval_batches; i++) {
-      // A fixed stream (not the training seed's) so that every run is validated on the same windows.
-      Batch batch = sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0);
+      Batch batch = batch_at(i);
       total += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
       ce += pass.last_cross_entropy();
       if (config.mor()) stats.push_back(pass.mor_stats());
@@ -87,6 +85,13 @@ Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfi
     m.insert(m.end(), causal_routing.begin(), causal_routing.end());
     return m;
   };
+}
+
+Evaluator text_validation(const std::vector<uint8_t>& val_text, const TrainConfig& c) {
+  int seq_len = std::min<int>(c.seq_len, (int)val_text.size() - 2);
+  // A fixed stream (not the training seed's) so that every run is validated on the same windows.
+  return batch_validation(
+      [&val_text, c, seq_len](int i) { return sample_batch(val_text, c.batch_size, seq_len, 0xE7A1, i, 0); }, c);
 }
 
 // One process: every micro-batch's gradient added into pass.grads.
@@ -167,6 +172,33 @@ RunTotals read_run_totals(const std::string& out_dir) {
   return totals;
 }
 
+// Weights, moments and step from opts.resume_from; the settings that shape the trajectory, the tokenizer and the
+// data must be the checkpoint's (steps may be extended); the data position continues from the checkpoint's.
+static void resume_run(Model& model, AdamW& opt, const TrainConfig& c, const TrainOptions& opts, bool quiet) {
+  TrainConfig saved;
+  TrainExtras extras;
+  checkpoint_load_training(opts.resume_from, model, opt, saved, &extras);
+  check(saved.batch_size == c.batch_size && saved.seq_len == c.seq_len && saved.seed == c.seed &&
+            saved.grad_accum == c.grad_accum,
+        "resume: batch_size/seq_len/seed/grad_accum differ from the checkpoint's (", saved.batch_size, "/",
+        saved.seq_len, "/", saved.seed, "/", saved.grad_accum, "); pass the same values to continue the run");
+  check(extras.tokenizer_model == opts.tokenizer_model,
+        "resume: the checkpoint was trained with another tokenizer than this run's data (",
+        extras.tokenizer_model.empty() ? "byte-level" : "its tokenizer.model", "); resume on the same data");
+  if (opts.data_position) {
+    check(!extras.data_position.empty(),
+          "resume: the checkpoint has no data position (it was trained on a text "
+          "corpus, not token shards); resume with its --data");
+    opts.data_position->restore(extras.data_position, opt.step);
+  } else {
+    check(extras.data_position.empty(),
+          "resume: the checkpoint was trained on token shards; resume with their "
+          "--data folder");
+  }
+  if (!quiet)
+    std::printf("resumed from %s at step %lld\n", checkpoint_resolve(opts.resume_from).c_str(), (long long)opt.step);
+}
+
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,
                       const TrainOptions& opts) {
   config.validate();
@@ -182,19 +214,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   TrainConfig c = config;
   bool writer = dist_rank() == 0;  // of several ranks only rank 0 prints and writes (docs/distributed.md)
   bool quiet = opts.quiet || !writer;
-  if (!opts.resume_from.empty()) {
-    TrainConfig saved;
-    checkpoint_load_training(opts.resume_from, model, opt, saved);
-    // Settings that shape the trajectory must match; steps may be extended.
-    check(saved.batch_size == c.batch_size && saved.seq_len == c.seq_len && saved.seed == c.seed &&
-              saved.grad_accum == c.grad_accum,
-          "resume: batch_size/seq_len/seed/grad_accum differ from the checkpoint's (" +
-              std::to_string(saved.batch_size) + "/" + std::to_string(saved.seq_len) + "/" +
-              std::to_string(saved.seed) + "/" + std::to_string(saved.grad_accum) +
-              "); pass the same values to continue the run");
-    if (!quiet)
-      std::printf("resumed from %s at step %lld\n", checkpoint_resolve(opts.resume_from).c_str(), (long long)opt.step);
-  }
+  if (!opts.resume_from.empty()) resume_run(model, opt, c, opts, quiet);
   std::ofstream metrics;
   if (writer) {
     std::filesystem::create_directories(opts.out_dir);
@@ -239,7 +259,8 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
       std::fflush(stdout);
     }
     if (writer && ((c.save_every > 0 && last.step % c.save_every == 0) || last.step == last_step)) {
-      std::string dir = checkpoint_save_training(opts.out_dir, model, opt, c);
+      TrainExtras extras{opts.tokenizer_model, opts.data_position ? opts.data_position->save(last.step) : ""};
+      std::string dir = checkpoint_save_training(opts.out_dir, model, opt, c, extras);
       if (!quiet && last.step == last_step) std::printf("saved checkpoint %s\n", dir.c_str());
     }
   }
