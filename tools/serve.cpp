@@ -17,13 +17,14 @@ namespace recur::cli {
 namespace {
 
 struct ServeCommandOptions {
-  std::string checkpoint, requests = "-";
+  std::string checkpoint, precision = "f32", requests = "-";
   int max_new_tokens = 64;  // for requests that do not set it
   ServeOptions serve;       // --max_batch and the sampling flags
 };
 
 void add_flags(CLI::App* app, ServeCommandOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  add_precision_flag(app, o.precision);
   app->add_option("--requests", o.requests,
                   "JSON lines, one request each: {\"prompt\": text, \"max_new_tokens\": n, \"id\": any} "
                   "(max_new_tokens and id optional; - reads stdin)")
@@ -83,7 +84,7 @@ int run_serve(const ServeCommandOptions& o) {
     check((bool)in, "serve: cannot read --requests " + o.requests + "; give a JSON-lines file or - for stdin");
     parsed = parse_requests(in, o.requests, o.max_new_tokens);
   }
-  Model model = checkpoint_load_model(o.checkpoint);
+  Model model = load_for_inference(o.checkpoint, o.precision);
   check(model.config().vocab_size == 256,
         "serve: the model's vocab_size is " + std::to_string(model.config().vocab_size) +
             ", but requests are byte-level text (vocab 256); serve a model trained with recur train");

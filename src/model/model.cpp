@@ -131,6 +131,21 @@ void Model::init_weights(uint64_t seed) {
   }
 }
 
+Precision precision_from_name(const std::string& name) {
+  check(name == "f32" || name == "bf16", "precision \"", name, "\" is unknown; use f32 or bf16");
+  return name == "bf16" ? Precision::bf16 : Precision::f32;
+}
+
+void Model::set_inference_precision(Precision precision) {
+  if (precision == Precision::f32) {
+    bf16_ = {};
+    return;
+  }
+  check_fits_memory(2.0 * (double)params.size(), "model: the bf16 copy of the weights", "use --precision f32");
+  bf16_.resize(params.size());
+  kernels::bf16_from_f32(bf16_.data(), params.data(), params.size());
+}
+
 void Model::set_loop_count(int L) {
   check(config_.loop_block > 0, "set_loop_count: the model has no looped block (loop_block is 0)");
   check(L >= 1, "set_loop_count: the loop count must be >= 1");
