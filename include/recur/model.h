@@ -55,9 +55,13 @@ struct MorStack {
 enum class Precision { f32, bf16 };
 Precision precision_from_name(const std::string& name);  // "f32" or "bf16"; anything else throws recur::Error
 
+// How a new Model's weights start: init_weights(0), or zeros for a model whose weights are loaded next (the
+// random draws of 85M weights take seconds, all overwritten).
+enum class ModelInit { random, zeros };
+
 class Model {
  public:
-  explicit Model(const ModelConfig& config);  // validates the config; weights as init_weights(0)
+  explicit Model(const ModelConfig& config, ModelInit init = ModelInit::random);  // validates the config
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& param_table() const { return table_; }

@@ -87,7 +87,7 @@ static const ModelConfig& checked(const ModelConfig& c) {
   return c;
 }
 
-Model::Model(const ModelConfig& config)
+Model::Model(const ModelConfig& config, ModelInit init)
     : config_(checked(config)), rope_(config.head_dim(), config.max_seq_len, config.rope_theta) {
   const ModelConfig& c = config_;
   TableBuilder t{table_};
@@ -104,7 +104,7 @@ Model::Model(const ModelConfig& config)
   if (c.mor_routing == MorRouting::token) mor_bias.assign(c.n_recursions, 0.0f);
   schedule_ = c.layer_schedule();
   mor_stack_ = make_mor_stack(c);
-  init_weights(0);
+  if (init == ModelInit::random) init_weights(0);
 }
 
 const ParamInfo& Model::param(const std::string& name) const {
