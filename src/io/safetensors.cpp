@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/json_read.h"
 #include "core/memory_limit.h"
@@ -141,12 +143,20 @@ void verify_checksums(SafeTensors& st, const Fail& fail) {
     it = st.metadata.erase(it);
   }
   if (!verify) return;
+  // Plain threads, joined here, not OpenMP: a pool started while loading would outlive the load without the
+  // signal mask that `recur server` sets up later for its own threads.
   std::vector<char> good(checked.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t i = 0; i < checked.size(); i++) {
-    const TensorData& t = *checked[i].first;
-    good[i] = hex64(fnv1a64(t.bytes.data(), t.bytes.size())) == checked[i].second;
-  }
+  std::atomic<size_t> next{0};
+  auto hash_some = [&] {
+    for (size_t i; (i = next++) < checked.size();) {
+      const TensorData& t = *checked[i].first;
+      good[i] = hex64(fnv1a64(t.bytes.data(), t.bytes.size())) == checked[i].second;
+    }
+  };
+  std::vector<std::thread> workers(std::min(3u, std::max(1u, std::thread::hardware_concurrency())) - 1);
+  for (std::thread& w : workers) w = std::thread(hash_some);
+  hash_some();
+  for (std::thread& w : workers) w.join();
   for (size_t i = 0; i < checked.size(); i++)
     if (!good[i])
       fail("tensor \"" + names[i] + "\" does not match its checksum (flipped bits, a damaged copy); set " +
