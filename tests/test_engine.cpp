@@ -3,6 +3,8 @@
 // bad requests behave as documented, and every slot and KV byte is free afterwards.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <future>
 #include <thread>
 
@@ -73,7 +75,12 @@ TEST(Engine, ConcurrentSeededRequestsEqualGeneratingAlone) {
       EXPECT_EQ(outcomes[i].streamed, alone) << kind << " request " << i;
       EXPECT_EQ(outcomes[i].result.reason, FinishReason::length);
     }
+    // The engine publishes its metrics after the iteration that delivered the last result: wait for that one.
     EngineMetrics metrics = engine.metrics();
+    for (int wait = 0; wait < 1000 && metrics.live_sequences > 0; wait++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      metrics = engine.metrics();
+    }
     EXPECT_EQ(metrics.requests_finished, (uint64_t)n);
     EXPECT_EQ(metrics.live_sequences, 0u);
     EXPECT_EQ(metrics.kv_bytes, 0u);

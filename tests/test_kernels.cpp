@@ -135,6 +135,48 @@ TEST(Kernels, Linear) {
   check_gradient(w, dw, objective, "linear dweight", 1e-3);
 }
 
+// The small-N kernel (both code paths) and the seam on f32 and bf16 weights against the reference, on shapes
+// with C and OC tails and N on both sides of kSmallN. Tolerance: float accumulation over C <= 300 terms.
+TEST(Kernels, LinearSmallN) {
+  struct {
+    int N, C, OC;
+  } shapes[] = {{1, 1, 1}, {1, 8, 4}, {1, 300, 37}, {2, 17, 9}, {3, 64, 130}, {kSmallN, 40, 12}, {kSmallN + 3, 33, 70}};
+  for (auto s : shapes) {
+    auto x = randn((size_t)s.N * s.C, 21), w = randn((size_t)s.OC * s.C, 22);
+    std::vector<uint16_t> w16(w.size());
+    bf16_from_f32(w16.data(), w.data(), w.size());
+    for (WeightView view : {WeightView(w.data()), WeightView::of_bf16(w16.data())}) {
+      std::vector<float> ref((size_t)s.N * s.OC), got(ref.size(), NAN);
+      linear_forward_ref(ref.data(), x.data(), view, s.N, s.C, s.OC);
+      for (bool portable : {false, true}) {
+        linear_forward_small_n(got.data(), x.data(), view, s.N, s.C, s.OC, portable);
+        EXPECT_LE(nmax_error(got, ref), 1e-5) << s.N << "x" << s.C << "x" << s.OC << " portable " << portable;
+      }
+      std::fill(got.begin(), got.end(), NAN);
+      linear_forward(got.data(), x.data(), view, s.N, s.C, s.OC);
+      EXPECT_LE(nmax_error(got, ref), 1e-5) << s.N << "x" << s.C << "x" << s.OC << " bf16 " << (view.bf16 != nullptr);
+    }
+  }
+}
+
+// bf16 rounding: to nearest, ties to even, NaN kept, and within half a unit in the last place (at most 2^-8 relative).
+TEST(Kernels, Bf16Rounding) {
+  std::vector<float> in = {1.0f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.0f + 1.0f / 512, -2.5f, NAN, INFINITY};
+  std::vector<uint16_t> out(in.size());
+  bf16_from_f32(out.data(), in.data(), in.size());
+  EXPECT_EQ(bf16_to_f32(out[0]), 1.0f);
+  EXPECT_EQ(bf16_to_f32(out[1]), 1.0f);               // a tie (half of 2^-7) rounds to the even 1.0
+  EXPECT_EQ(bf16_to_f32(out[2]), 1.0f + 4.0f / 256);  // a tie above an odd mantissa rounds up to even
+  EXPECT_EQ(bf16_to_f32(out[3]), 1.0f);
+  EXPECT_EQ(bf16_to_f32(out[4]), -2.5f);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(out[5])));
+  EXPECT_EQ(bf16_to_f32(out[6]), INFINITY);
+  auto x = randn(1000, 23);
+  std::vector<uint16_t> x16(x.size());
+  bf16_from_f32(x16.data(), x.data(), x.size());
+  for (size_t i = 0; i < x.size(); i++) EXPECT_LE(std::fabs(bf16_to_f32(x16[i]) - x[i]), std::fabs(x[i]) / 256);
+}
+
 TEST(Kernels, RoPE) {
   int N = 7, H = 3, hd = 8, stride = 29;
   std::vector<int32_t> pos = {0, 1, 5, 6, 9, 30, 31};

@@ -13,13 +13,15 @@
 #include "recur/error.h"
 #include "recur/rng.h"
 #include "recur/runtime.h"
+#include "recur/sample.h"
 
 namespace recur::cli {
 
 namespace {
 
 struct BenchDecodeOptions {
-  std::string checkpoint, model = "S";  // model: S, M, L or a model config JSON file (random weights)
+  std::string checkpoint, model = "S",
+                          precision = "f32";  // model: S, M, L or a model config JSON file (random weights)
   std::vector<int> prompt = {256}, generate = {128}, batch = {1};
   int repetitions = 3;
   bool json = false;
@@ -38,6 +40,7 @@ void add_flags(CLI::App* app, BenchDecodeOptions& o) {
       ->delimiter(',')
       ->capture_default_str();
   app->add_option("--batch", o.batch, "sequences decoding together")->delimiter(',')->capture_default_str();
+  add_precision_flag(app, o.precision);
   app->add_option("--reps", o.repetitions, "repetitions of each test")->capture_default_str();
   app->add_flag("--json", o.json, "one JSON line per test instead of a table");
 }
@@ -105,9 +108,31 @@ void print_row(const BenchDecodeOptions& o, const std::string& name, const Model
               batch, num_threads(), mean, sd, bandwidth.c_str());
 }
 
+// bf16 against f32 on the same weights: greedy continuations of one prompt (random tokens), and how many tokens
+// agree before the first divergence. Leaves the model at bf16.
+void print_greedy_agreement(const BenchDecodeOptions& o, Model& model, int n_tokens) {
+  Rng rng(5);
+  std::vector<int32_t> prompt(16);
+  for (auto& t : prompt) t = (int32_t)rng.uniform(model.config().vocab_size);
+  SampleOptions greedy;
+  greedy.temperature = 0, greedy.max_new_tokens = n_tokens;
+  model.set_inference_precision(Precision::f32);
+  std::vector<int32_t> f32 = generate(model, prompt, greedy);
+  model.set_inference_precision(Precision::bf16);
+  std::vector<int32_t> bf16 = generate(model, prompt, greedy);
+  int same = 0;
+  while (same < n_tokens && f32[same] == bf16[same]) same++;
+  if (o.json)
+    std::printf("%s\n",
+                nlohmann::json({{"test", "greedy_agreement"}, {"tokens", n_tokens}, {"agree", same}}).dump().c_str());
+  else
+    std::printf("\ngreedy bf16 vs f32: %d of %d tokens agree before the first divergence\n", same, n_tokens);
+}
+
 int run_bench_decode(const BenchDecodeOptions& o) {
   check(o.repetitions >= 1, "bench decode: --reps must be >= 1");
   Model model = o.checkpoint.empty() ? Model(preset(o.model)) : checkpoint_load_model(o.checkpoint);
+  model.set_inference_precision(precision_from_name(o.precision));
   std::string name = o.checkpoint.empty() ? o.model : o.checkpoint;
   const int max_len = model.config().max_seq_len;
   if (!o.json)
@@ -132,10 +157,12 @@ int run_bench_decode(const BenchDecodeOptions& o) {
       double mean = 0;
       for (double x : rates) mean += x / rates.size();
       // every decode step streams all weights once for the whole batch
-      double weight_gbs = mean / batch * model.n_params() * sizeof(float) / 1e9;
+      size_t weight_bytes = model.inference_precision() == Precision::bf16 ? 2 : 4;
+      double weight_gbs = mean / batch * model.n_params() * weight_bytes / 1e9;
       print_row(o, name, model, "tg" + std::to_string(tg), batch, rates, weight_gbs);
     }
   }
+  if (model.inference_precision() == Precision::bf16) print_greedy_agreement(o, model, std::min(128, max_len - 16));
   return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/config_keys.h"
 #include "core/json_read.h"
+#include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/rng.h"
 
@@ -76,6 +77,18 @@ void add_sampling_flags(CLI::App* app, SampleOptions& options) {
   app->add_option("--top_p", options.top_p, "sample among the most likely tokens of this total probability (1: all)")
       ->capture_default_str();
   app->add_option("--seed", options.seed, "sampling seed")->capture_default_str();
+}
+
+void add_precision_flag(CLI::App* app, std::string& precision) {
+  app->add_option("--precision", precision, "weights of the matrix products: f32, or bf16 (a rounded copy, f32 sums)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+}
+
+Model load_for_inference(const std::string& checkpoint, const std::string& precision) {
+  Model model = checkpoint_load_model(checkpoint);
+  model.set_inference_precision(precision_from_name(precision));
+  return model;
 }
 
 void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed) {

@@ -32,6 +32,10 @@ struct ModelFlags {
 void add_train_flags(CLI::App* app, TrainConfig& config);
 // --temperature, --top_k, --top_p, --seed (recur sample and recur serve).
 void add_sampling_flags(CLI::App* app, SampleOptions& options);
+// --precision f32|bf16: the weights that inference's matrix products read (sample, serve, server, bench decode).
+void add_precision_flag(CLI::App* app, std::string& precision);
+// A checkpoint's model loaded for inference, at that precision.
+Model load_for_inference(const std::string& checkpoint, const std::string& precision);
 // --task, --task_options (JSON text, see parse_task_options) and --task_seed: the flags that pick a task's data.
 void add_task_source_flags(CLI::App* app, std::string& task, std::string& task_options, uint64_t& task_seed);
 // --task_options text as JSON; a parse error names the command and the flag.

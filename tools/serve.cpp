@@ -18,13 +18,14 @@ namespace recur::cli {
 namespace {
 
 struct ServeCommandOptions {
-  std::string checkpoint, requests = "-";
+  std::string checkpoint, precision = "f32", requests = "-";
   int max_new_tokens = 64;  // for requests that do not set it
   ServeOptions serve;       // --max_batch and the sampling flags
 };
 
 void add_flags(CLI::App* app, ServeCommandOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  add_precision_flag(app, o.precision);
   app->add_option("--requests", o.requests,
                   "JSON lines, one request each: {\"prompt\": text, \"max_new_tokens\": n, \"id\": any} "
                   "(max_new_tokens and id optional; - reads stdin)")
@@ -77,7 +78,7 @@ int run_serve(const ServeCommandOptions& o) {
   check(o.serve.max_batch >= 1, "serve: --max_batch must be >= 1");
   check(o.serve.sampling.temperature >= 0, "serve: --temperature must be >= 0 (0: greedy)");
   check(o.serve.sampling.top_k >= 0, "serve: --top_k must be >= 0 (0: the whole vocabulary)");
-  Model model = checkpoint_load_model(o.checkpoint);
+  Model model = load_for_inference(o.checkpoint, o.precision);
   std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
   ParsedRequests parsed;
   if (o.requests == "-") {

@@ -12,13 +12,14 @@ namespace recur::cli {
 namespace {
 
 struct ServerCommandOptions {
-  std::string checkpoint;
+  std::string checkpoint, precision = "f32";
   ServerOptions server;
 };
 
 void add_flags(CLI::App* app, ServerCommandOptions& o) {
   ServerOptions& s = o.server;
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
+  add_precision_flag(app, o.precision);
   app->add_option("--host", s.host, "address to listen on")->capture_default_str();
   app->add_option("--port", s.port, "port (0: any free port, printed when listening)")->capture_default_str();
   app->add_option("--model_name", s.model_name, "the model id clients see (default: the checkpoint's folder name)");
@@ -35,7 +36,7 @@ void add_flags(CLI::App* app, ServerCommandOptions& o) {
 }
 
 int run_server_command(const ServerCommandOptions& o) {
-  Model model = checkpoint_load_model(o.checkpoint);
+  Model model = load_for_inference(o.checkpoint, o.precision);
   check(
       model.config().vocab_size == 256, "server: the model's vocab_size is ", model.config().vocab_size,
       ", but the server speaks byte-level text (vocab 256) only; for a SentencePiece model use recur serve or sample");

@@ -75,8 +75,9 @@ class Decoder {
   void mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits);
 
  private:
-  // Checks the chunks, lays out their tokens at the positions after their caches and advances the caches.
-  TokenLayout chunk_layout(const std::vector<DecodeChunk>& chunks, std::vector<int32_t>& tokens);
+  // Checks the chunks, lays out their tokens (into tokens_) at the positions after their caches (layout_) and
+  // advances the caches. The buffers are reused, so a decode step allocates nothing once they have grown.
+  const TokenLayout& chunk_layout(const std::vector<DecodeChunk>& chunks);
   // One layer (unique index u) over the new rows of each layout sequence s, attending to and extending the
   // cache site of slots[s]. x_in, x_out (n_rows, d).
   void cached_layer_forward(int u, const TokenLayout& layout, const std::vector<CacheSlot>& slots, const float* x_in,
@@ -92,6 +93,9 @@ class Decoder {
   LayerActivations acts_;
   ExpertScores scores_;
   std::vector<float> x_, y_, loop_input_, injected_, concat_, xn_, rstd_, h_batch_;
+  TokenLayout layout_;
+  std::vector<int32_t> tokens_;
+  std::vector<CacheSlot> slots_;
 };
 
 }  // namespace recur

@@ -23,14 +23,43 @@ void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float*
 void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                           const float* rstd, int N, int C);
 
-// ---- linear (no bias): inp (N,C), weight (OC,C) -> out (N,OC) = inp · weightᵀ (out is overwritten)
-void linear_forward(float* out, const float* inp, const float* weight, int N, int C, int OC);
-// dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it.
+// ---- linear (no bias), the one GEMM seam: every matrix product of the model goes through linear_forward /
+// linear_backward, so another backend (bf16 training, a GPU) plugs in here.
+// A weight matrix as the kernels read it: f32, or bf16 for inference (the upper 16 bits of an f32, rounded to
+// nearest even; products accumulate in f32). Every f32 pointer converts to a view.
+struct WeightView {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  WeightView(const float* weights) : f32(weights) {}
+  static WeightView of_bf16(const uint16_t* weights) {
+    WeightView v(nullptr);
+    v.bf16 = weights;
+    return v;
+  }
+};
+inline float bf16_to_f32(uint16_t b) {
+  uint32_t bits = (uint32_t)b << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+// Round to nearest even (NaN stays NaN); out (n) may not alias in.
+void bf16_from_f32(uint16_t* out, const float* in, size_t n);
+
+// inp (N,C), weight (OC,C) -> out (N,OC) = inp · weightᵀ (out is overwritten). Up to kSmallN rows run the
+// small-N kernel (weights streamed once for all rows), more run sgemm (bf16 weights widened panel by panel).
+constexpr int kSmallN = 8;
+void linear_forward(float* out, const float* inp, WeightView weight, int N, int C, int OC);
+// dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it. f32 only.
 void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
                      int C, int OC);
-void linear_forward_ref(float* out, const float* inp, const float* weight, int N, int C, int OC);
+void linear_forward_ref(float* out, const float* inp, WeightView weight, int N, int C, int OC);
 void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
                          int C, int OC);
+// The small-N kernel alone, any N (tests, benchmarks): AVX2/FMA when the CPU has them unless `portable`.
+void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC,
+                            bool portable = false);
+bool cpu_has_avx2_fma();
 
 // ---- RoPE (rotate-half), in place on n_heads heads of head_dim per row; row r starts at x + r*stride.
 // Table of cos/sin for positions [0, max_pos): cos_sin[(p*half + i)*2 + {0,1}], half = head_dim/2.

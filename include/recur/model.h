@@ -50,9 +50,18 @@ struct MorStack {
   size_t coda_site(size_t i) const { return prelude.size() + (size_t)n_recursions * block_size + i; }
 };
 
+// The precision of the weights that inference's matrix products read (recur sample/serve/server/bench decode
+// --precision): f32, or bf16 (a copy rounded to nearest even, half the bytes each decode step streams).
+enum class Precision { f32, bf16 };
+Precision precision_from_name(const std::string& name);  // "f32" or "bf16"; anything else throws recur::Error
+
+// How a new Model's weights start: init_weights(0), or zeros for a model whose weights are loaded next (the
+// random draws of 85M weights take seconds, all overwritten).
+enum class ModelInit { random, zeros };
+
 class Model {
  public:
-  explicit Model(const ModelConfig& config);  // validates the config; weights as init_weights(0)
+  explicit Model(const ModelConfig& config, ModelInit init = ModelInit::random);  // validates the config
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& param_table() const { return table_; }
@@ -61,6 +70,16 @@ class Model {
   const WeightOffsets& offsets() const { return offsets_; }
   const LayerOffsets& layer(int unique_index) const { return offsets_.layers[unique_index]; }
   const float* weights(size_t offset) const { return params.data() + offset; }
+  // The matrix at `offset` as the GEMM seam (recur/kernels.h) reads it: the bf16 copy when the inference
+  // precision is bf16, else the f32 parameters. Every forward matrix product of layer.cpp asks for this view.
+  kernels::WeightView matrix(size_t offset) const {
+    return bf16_.empty() ? kernels::WeightView(params.data() + offset)
+                         : kernels::WeightView::of_bf16(bf16_.data() + offset);
+  }
+  // bf16 rounds a copy of `params` that matrix() returns from then on (for inference: call it again after the
+  // parameters change; training never sets it, so its products stay f32); f32 drops the copy.
+  void set_inference_precision(Precision precision);
+  Precision inference_precision() const { return bf16_.empty() ? Precision::f32 : Precision::bf16; }
   // Unique layer index of each layer application, in order.
   const std::vector<int>& schedule() const { return schedule_; }
   const MorStack& mor_stack() const { return mor_stack_; }
@@ -91,6 +110,7 @@ class Model {
   std::vector<int> schedule_;
   MorStack mor_stack_;
   kernels::RopeTable rope_;
+  std::vector<uint16_t> bf16_;  // the bf16 copy of params (same layout), or empty
 };
 
 }  // namespace recur

@@ -58,8 +58,9 @@ void BatchLoop::retire_finished() {
 // Prompts still waiting for their cache, in admission order, up to prefill_chunk tokens in one forward; a
 // sequence whose prompt is complete samples its first token.
 void BatchLoop::prefill() {
-  std::vector<DecodeChunk> chunks;
-  std::vector<BatchSequence*> seqs;
+  std::vector<DecodeChunk>& chunks = chunks_;
+  std::vector<BatchSequence*>& seqs = seqs_;
+  chunks.clear(), seqs.clear();
   int budget = options_.prefill_chunk;
   for (auto& s : live_) {
     if (s->finished || s->prefilled == s->prompt.size() || budget <= 0) continue;
@@ -79,8 +80,9 @@ void BatchLoop::prefill() {
 }
 
 void BatchLoop::decode_synchronous() {
-  std::vector<DecodeChunk> chunks;
-  std::vector<BatchSequence*> seqs;
+  std::vector<DecodeChunk>& chunks = chunks_;
+  std::vector<BatchSequence*>& seqs = seqs_;
+  chunks.clear(), seqs.clear();
   for (auto& s : live_)
     if (decoding(*s) && !s->out.empty()) chunks.push_back({&s->cache, &s->next, 1}), seqs.push_back(s.get());
   if (chunks.empty()) return;

@@ -69,6 +69,8 @@ class BatchLoop {
   std::unordered_map<int, BatchSequence*> by_seq_;  // depth-wise: a stack token's seq -> its sequence
   int next_seq_ = 0;
   std::vector<float> logits_;
+  std::vector<DecodeChunk> chunks_;  // the step's chunks and their sequences, reused: no allocation per step
+  std::vector<BatchSequence*> seqs_;
 };
 
 }  // namespace recur

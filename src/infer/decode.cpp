@@ -28,7 +28,7 @@ size_t KVCache::bytes() const {
 // Appends rows r0..r0+n of a.qkv's keys/values (adjacent in each row) to a cache site.
 static void append_kv(const LayerActivations& a, const TokenLayout& layout, int r0, int n, int q_stride, int att_dim,
                       int kv_dim, int max_seq_len, std::vector<float>& kv, std::vector<int32_t>& pos) {
-  if (kv.capacity() == 0) kv.reserve((size_t)max_seq_len * 2 * kv_dim);
+  if (kv.capacity() == 0) kv.reserve((size_t)max_seq_len * 2 * kv_dim), pos.reserve(max_seq_len);
   for (int i = r0; i < r0 + n; i++) {
     const float* k = a.qkv.data() + (size_t)i * q_stride + att_dim;
     kv.insert(kv.end(), k, k + 2 * kv_dim);
@@ -65,7 +65,7 @@ void Decoder::cached_layer_forward(int u, const TokenLayout& layout, const std::
   layer_output(model_, u, layout.n_rows, x_in, x_out, a);
 }
 
-TokenLayout Decoder::chunk_layout(const std::vector<DecodeChunk>& chunks, std::vector<int32_t>& tokens) {
+const TokenLayout& Decoder::chunk_layout(const std::vector<DecodeChunk>& chunks) {
   const ModelConfig& c = model_.config();
   check(!chunks.empty(), "decode: no sequences given");
   size_t n_sites = model_.schedule().size();
@@ -81,8 +81,10 @@ TokenLayout Decoder::chunk_layout(const std::vector<DecodeChunk>& chunks, std::v
       check(chunk.tokens[i] >= 0 && chunk.tokens[i] < c.vocab_size, "decode: token id ", chunk.tokens[i],
             " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
-  TokenLayout layout;
-  layout.seq_start = {0};
+  TokenLayout& layout = layout_;
+  std::vector<int32_t>& tokens = tokens_;
+  layout.seq_start.assign(1, 0);
+  layout.pos.clear();
   tokens.clear();
   for (const DecodeChunk& chunk : chunks) {
     KVCache& cache = *chunk.cache;
@@ -122,13 +124,13 @@ void Decoder::forward(const std::vector<DecodeChunk>& chunks, std::vector<float>
     mor_leave(in_order, logits);
     return;
   }
-  std::vector<int32_t> tokens;
-  TokenLayout layout = chunk_layout(chunks, tokens);
+  const TokenLayout& layout = chunk_layout(chunks);
   int N = layout.n_rows, d = c.d_model;
   x_.resize((size_t)N * d);
   y_.resize((size_t)N * d);
-  embedding_forward(x_.data(), tokens.data(), model_.weights(model_.offsets().embed), N, d);
-  std::vector<CacheSlot> slots(chunks.size());
+  embedding_forward(x_.data(), tokens_.data(), model_.weights(model_.offsets().embed), N, d);
+  std::vector<CacheSlot>& slots = slots_;
+  slots.resize(chunks.size());
   const std::vector<int>& schedule = model_.schedule();
   for (size_t i = 0; i < schedule.size(); i++) {
     if (c.input_injection != InputInjection::none && i == (size_t)c.prelude) loop_input_ = x_;

@@ -27,8 +27,8 @@ void Decoder::outer_layers_forward(const std::vector<int>& layers, size_t first_
 std::vector<RecursionToken> Decoder::mor_enter(const std::vector<DecodeChunk>& chunks) {
   const ModelConfig& c = model_.config();
   check(c.mor(), "decode: mor_enter needs a MoR model");
-  std::vector<int32_t> ids;
-  TokenLayout layout = chunk_layout(chunks, ids);
+  TokenLayout layout = chunk_layout(chunks);
+  const std::vector<int32_t>& ids = tokens_;
   int N = layout.n_rows, d = c.d_model, Nr = c.n_recursions;
   x_.resize((size_t)N * d);
   embedding_forward(x_.data(), ids.data(), model_.weights(model_.offsets().embed), N, d);

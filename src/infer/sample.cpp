@@ -14,13 +14,15 @@ namespace recur {
 
 int32_t sample_token(const float* logits, int V, const SampleOptions& o, Rng& rng) {
   if (o.temperature <= 0) return (int32_t)(std::max_element(logits, logits + V) - logits);
-  std::vector<int32_t> ids(V);
+  thread_local std::vector<int32_t> ids;  // per-thread scratch: no allocation per sampled token
+  thread_local std::vector<double> p;
+  ids.resize(V);
   std::iota(ids.begin(), ids.end(), 0);
   int k = o.top_k > 0 && o.top_k < V ? o.top_k : V;
   // Highest logits first; ties broken by the lower id so the draw is reproducible.
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
                     [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  std::vector<double> p(k);
+  p.resize(k);
   double mx = logits[ids[0]], sum = 0;
   for (int i = 0; i < k; i++) sum += p[i] = std::exp((logits[ids[i]] - mx) / o.temperature);
   if (o.top_p < 1) {  // keep the most likely tokens until their mass reaches top_p (at least one)
@@ -50,6 +52,7 @@ std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& pr
   KVCache cache;
   Decoder decoder(model);
   std::vector<float> logits;
+  std::vector<DecodeChunk> step(1);
   auto prefill = [&](int n) {
     cache.clear();
     decoder.forward({{&cache, tokens.data() + tokens.size() - n, n}}, logits);
@@ -63,7 +66,7 @@ std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& pr
     if (cache.length == window)
       prefill(std::max(1, window / 2));
     else
-      decoder.forward({{&cache, &tokens.back(), 1}}, logits);
+      step[0] = {&cache, &tokens.back(), 1}, decoder.forward(step, logits);
   }
   return out;
 }

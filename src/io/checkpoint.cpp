@@ -123,7 +123,7 @@ ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights
 Model checkpoint_load_model(const std::string& path) {
   std::string dir = checkpoint_resolve(path);
   SafeTensors weights = safetensors_read(dir + "/model.safetensors");
-  Model model(checkpoint_config(dir, weights));
+  Model model(checkpoint_config(dir, weights), ModelInit::zeros);
   load_weights(model, weights, dir + "/model.safetensors");
   return model;
 }

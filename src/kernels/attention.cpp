@@ -16,6 +16,8 @@ namespace recur::kernels {
 namespace {
 
 constexpr int kQueryTile = 64;
+constexpr int kDirectRows = 4;                           // tiles of up to this many query rows skip sgemm
+constexpr size_t kParallelScoreWork = size_t(64) << 10;  // query·key multiply-adds that pay for a region
 
 // Number of keys of sequence s visible to a query at position qpos (keys are sorted by position).
 int visible_keys(const AttentionShape& a, int s, int32_t qpos) {
@@ -101,55 +103,106 @@ void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, 
 // ---------------------------------------------------------------------------------------------------------
 // Fast: tiles of kQueryTile query rows; scores for a tile live in a thread-local (tile × visible keys) buffer.
 
+// A few query rows (decoding): scores, softmax and the weighted sum of values by direct dot products, where two
+// sgemm calls per row would cost more than their work. q, out at the tile's first row; k, v at the sequence's
+// first key of kv head g.
+static void attend_rows_direct(float* out, float* lse, const float* q, const float* k, const float* v,
+                               const AttentionShape& a, int s, int i0, int rows, float scale, std::vector<float>& buf) {
+  int hd = a.head_dim;
+  for (int r = 0; r < rows; r++) {
+    const float* qi = q + (size_t)r * a.q_stride;
+    float* oi = out + (size_t)r * a.out_stride;
+    int li = visible_keys(a, s, a.q_pos[i0 + r]);
+    float* S = scratch(buf, (size_t)std::max(li, 1));
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < li; j++) {
+      const float* kj = k + (size_t)j * a.kv_stride;
+      float dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
+      S[j] = dot * scale;
+      mx = std::max(mx, S[j]);
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < li; j++) {
+      S[j] = fast_expf(S[j] - mx);
+      sum += S[j];
+    }
+    std::fill(oi, oi + hd, 0.0f);
+    for (int j = 0; j < li; j++) {
+      const float* vj = v + (size_t)j * a.kv_stride;
+      float p = S[j] / sum;
+#pragma omp simd
+      for (int d = 0; d < hd; d++) oi[d] += p * vj[d];
+    }
+    lse[(size_t)r * a.n_heads] = li > 0 ? mx + std::log(sum) : 0.0f;
+  }
+}
+
+// One query tile of sequence s, head h: rows [i0, i0 + rows).
+static void attend_tile(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& a,
+                        int s, int h, int i0, int rows, std::vector<float>& buf) {
+  int hd = a.head_dim, g = h / (a.n_heads / a.n_kv_heads);
+  float scale = 1.0f / std::sqrt((float)hd);
+  int nk = visible_keys(a, s, a.q_pos[i0 + rows - 1]);
+  const float* kb = k + (size_t)a.k_start[s] * a.kv_stride + g * hd;
+  const float* vb = v + (size_t)a.k_start[s] * a.kv_stride + g * hd;
+  const float* qb = q + (size_t)i0 * a.q_stride + h * hd;
+  float* ob = out + (size_t)i0 * a.out_stride + h * hd;
+  float* lb = lse + (size_t)i0 * a.n_heads + h;
+  if (rows <= kDirectRows) return attend_rows_direct(ob, lb, qb, kb, vb, a, s, i0, rows, scale, buf);
+  float* S = scratch(buf, (size_t)rows * std::max(nk, 1));
+  if (nk > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, scale, qb, a.q_stride, kb, a.kv_stride, 0.0f, S,
+                nk);
+  for (int r = 0; r < rows; r++) {
+    float* row = S + (size_t)r * nk;
+    int li = visible_keys(a, s, a.q_pos[i0 + r]);
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < li; j++) mx = std::max(mx, row[j]);
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < li; j++) {
+      row[j] = fast_expf(row[j] - mx);
+      sum += row[j];
+    }
+    float inv = li > 0 ? 1.0f / sum : 0.0f;
+    for (int j = 0; j < li; j++) row[j] *= inv;
+    for (int j = li; j < nk; j++) row[j] = 0.0f;
+    lb[(size_t)r * a.n_heads] = li > 0 ? mx + std::log(sum) : 0.0f;
+  }
+  if (nk > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, S, nk, vb, a.kv_stride, 0.0f, ob,
+                a.out_stride);
+  else
+    for (int r = 0; r < rows; r++) std::fill(ob + (size_t)r * a.out_stride, ob + (size_t)r * a.out_stride + hd, 0.f);
+}
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttentionShape& a) {
-  int hd = a.head_dim, group = a.n_heads / a.n_kv_heads;
-  float scale = 1.0f / std::sqrt((float)hd);
-  // Enumerate (sequence, tile) pairs so every thread gets equal-sized work.
-  std::vector<int> tile_seq, tile_row;
-  for (int s = 0; s < a.n_seq; s++)
+  // Enumerate (sequence, tile) pairs so every thread gets equal-sized work (kept across calls: no allocation
+  // per decode step); the region opens only when the scores are many enough to pay for waking the threads.
+  thread_local std::vector<int> tile_seq, tile_row;
+  tile_seq.clear(), tile_row.clear();
+  size_t work = 0;
+  for (int s = 0; s < a.n_seq; s++) {
     for (int i = a.q_start[s]; i < a.q_start[s + 1]; i += kQueryTile) {
       tile_seq.push_back(s);
       tile_row.push_back(i);
     }
+    work += (size_t)(a.q_start[s + 1] - a.q_start[s]) * (a.k_start[s + 1] - a.k_start[s]);
+  }
+  work *= (size_t)a.n_heads * a.head_dim;
   int n_tasks = (int)tile_seq.size() * a.n_heads;
-#pragma omp parallel
+  const int *seq_of = tile_seq.data(), *row_of = tile_row.data();  // the caller's: thread_local differs per thread
+#pragma omp parallel if (work >= kParallelScoreWork)
   {
     thread_local std::vector<float> score_buffer;
 #pragma omp for schedule(dynamic, 1)
     for (int task = 0; task < n_tasks; task++) {
-      int t = task / a.n_heads, h = task % a.n_heads, g = h / group, s = tile_seq[t];
-      int i0 = tile_row[t], i1 = std::min(i0 + kQueryTile, (int)a.q_start[s + 1]), rows = i1 - i0;
-      int nk = visible_keys(a, s, a.q_pos[i1 - 1]);
-      const float* kb = k + (size_t)a.k_start[s] * a.kv_stride + g * hd;
-      const float* vb = v + (size_t)a.k_start[s] * a.kv_stride + g * hd;
-      float* S = scratch(score_buffer, (size_t)rows * std::max(nk, 1));
-      if (nk > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, scale, q + (size_t)i0 * a.q_stride + h * hd,
-                    a.q_stride, kb, a.kv_stride, 0.0f, S, nk);
-      for (int r = 0; r < rows; r++) {
-        float* row = S + (size_t)r * nk;
-        int li = visible_keys(a, s, a.q_pos[i0 + r]);
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < li; j++) mx = std::max(mx, row[j]);
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < li; j++) {
-          row[j] = fast_expf(row[j] - mx);
-          sum += row[j];
-        }
-        float inv = li > 0 ? 1.0f / sum : 0.0f;
-        for (int j = 0; j < li; j++) row[j] *= inv;
-        for (int j = li; j < nk; j++) row[j] = 0.0f;
-        lse[(size_t)(i0 + r) * a.n_heads + h] = li > 0 ? mx + std::log(sum) : 0.0f;
-      }
-      float* ob = out + (size_t)i0 * a.out_stride + h * hd;
-      if (nk > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, S, nk, vb, a.kv_stride, 0.0f, ob,
-                    a.out_stride);
-      else
-        for (int r = 0; r < rows; r++)
-          std::fill(ob + (size_t)r * a.out_stride, ob + (size_t)r * a.out_stride + hd, 0.f);
+      int t = task / a.n_heads, h = task % a.n_heads, s = seq_of[t], i0 = row_of[t];
+      attend_tile(out, lse, q, k, v, a, s, h, i0, std::min(kQueryTile, a.q_start[s + 1] - i0), score_buffer);
     }
   }
 }

@@ -1,6 +1,7 @@
 // Token embedding lookup and its backward (scatter-add into the embedding table).
 #include <cstring>
 
+#include "parallel.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -17,7 +18,7 @@ void embedding_backward_ref(float* dwte, const float* dout, const int32_t* token
 }
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= kParallelElements)
   for (int n = 0; n < N; n++) std::memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, sizeof(float) * C);
 }
 

@@ -1,4 +1,5 @@
 // Residual connection: out = a + b; the gradient passes unchanged to both branches.
+#include "parallel.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -14,7 +15,7 @@ void residual_backward_ref(float* da, float* db, const float* dout, size_t n) {
 }
 
 void residual_forward(float* out, const float* a, const float* b, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
   for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 void residual_backward(float* da, float* db, const float* dout, size_t n) {

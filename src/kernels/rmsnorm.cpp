@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "parallel.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -39,7 +40,7 @@ void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const 
 }
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= kParallelElements)
   for (int n = 0; n < N; n++) {
     const float* x = inp + (size_t)n * C;
     float ss = 0;

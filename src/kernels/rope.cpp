@@ -2,6 +2,7 @@
 // (x_i, x_{i+half}) -> (x_i cos θ - x_{i+half} sin θ, x_{i+half} cos θ + x_i sin θ), θ = pos · theta^(-2i/head_dim).
 #include <cmath>
 
+#include "parallel.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -44,7 +45,7 @@ void rope_backward_ref(float* dx, const int32_t* pos, int N, int stride, int n_h
 
 static void rotate(float* x, const int32_t* pos, int N, int stride, int n_heads, const RopeTable& table, float sign) {
   int half = table.head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * n_heads * table.head_dim >= kParallelElements)
   for (int n = 0; n < N; n++) {
     const float* cs = table.cos_sin.data() + (size_t)pos[n] * half * 2;
     for (int h = 0; h < n_heads; h++) {

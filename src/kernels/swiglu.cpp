@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "fast_math.h"
+#include "parallel.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -30,7 +31,7 @@ void swiglu_backward_ref(float* dgate_up, const float* dout, const float* gate_u
 }
 
 void swiglu_forward(float* out, const float* gate_up, int N, int F) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * F >= kParallelElements)
   for (int n = 0; n < N; n++) {
     const float* g = gate_up + (size_t)n * 2 * F;
     const float* u = g + F;

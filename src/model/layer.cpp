@@ -68,7 +68,7 @@ void layer_attention_inputs(const Model& m, int u, const TokenLayout& layout, co
   int q_stride = queries_only ? att_dim : c.qkv_dim();
   a.resize(N, c);
   rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, m.weights(w.attn_norm), N, d, c.norm_eps);
-  linear_forward(a.qkv.data(), a.xn1.data(), m.weights(w.wqkv), N, d, q_stride);
+  linear_forward(a.qkv.data(), a.xn1.data(), m.matrix(w.wqkv), N, d, q_stride);
   rope_forward(a.qkv.data(), layout.pos.data(), N, q_stride, c.n_heads, m.rope());
   if (!queries_only) rope_forward(a.qkv.data() + att_dim, layout.pos.data(), N, q_stride, c.n_kv_heads, m.rope());
 }
@@ -77,12 +77,12 @@ void layer_output(const Model& m, int u, int N, const float* x_in, float* x_out,
   const ModelConfig& c = m.config();
   const LayerOffsets& w = m.layer(u);
   int d = c.d_model, F = c.d_ff, att_dim = c.n_heads * c.head_dim();
-  linear_forward(a.mid.data(), a.att.data(), m.weights(w.wo), N, att_dim, d);
+  linear_forward(a.mid.data(), a.att.data(), m.matrix(w.wo), N, att_dim, d);
   residual_forward(a.mid.data(), x_in, a.mid.data(), (size_t)N * d);
   rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.mid.data(), m.weights(w.ffn_norm), N, d, c.norm_eps);
-  linear_forward(a.gate_up.data(), a.xn2.data(), m.weights(w.w_gate_up), N, d, 2 * F);
+  linear_forward(a.gate_up.data(), a.xn2.data(), m.matrix(w.w_gate_up), N, d, 2 * F);
   swiglu_forward(a.hidden.data(), a.gate_up.data(), N, F);
-  linear_forward(x_out, a.hidden.data(), m.weights(w.w_down), N, F, d);
+  linear_forward(x_out, a.hidden.data(), m.matrix(w.w_down), N, F, d);
   residual_forward(x_out, a.mid.data(), x_out, (size_t)N * d);
 }
 
@@ -166,7 +166,7 @@ void inject_forward(const Model& m, const float* h, const float* e, int N, float
     std::memcpy(cat + (size_t)n * 2 * d, h + (size_t)n * d, d * sizeof(float));
     std::memcpy(cat + (size_t)n * 2 * d + d, e + (size_t)n * d, d * sizeof(float));
   }
-  linear_forward(out, cat, m.weights(m.offsets().adapter), N, 2 * d, d);
+  linear_forward(out, cat, m.matrix(m.offsets().adapter), N, 2 * d, d);
 }
 
 void inject_backward(const Model& m, float* G, const float* concat, float* dx, float* de, int N,
@@ -190,7 +190,7 @@ void inject_backward(const Model& m, float* G, const float* concat, float* dx, f
 void final_norm_head(const Model& m, const float* x, int N, float* xn, float* rstd, float* logits) {
   const ModelConfig& c = m.config();
   rmsnorm_forward(xn, rstd, x, m.weights(m.offsets().final_norm), N, c.d_model, c.norm_eps);
-  linear_forward(logits, xn, m.weights(m.offsets().lm_head), N, c.d_model, c.vocab_size);
+  linear_forward(logits, xn, m.matrix(m.offsets().lm_head), N, c.d_model, c.vocab_size);
 }
 
 double layer_flops(const ModelConfig& c, double rows, double pairs, bool kv_shared) {

@@ -87,7 +87,7 @@ static const ModelConfig& checked(const ModelConfig& c) {
   return c;
 }
 
-Model::Model(const ModelConfig& config)
+Model::Model(const ModelConfig& config, ModelInit init)
     : config_(checked(config)), rope_(config.head_dim(), config.max_seq_len, config.rope_theta) {
   const ModelConfig& c = config_;
   TableBuilder t{table_};
@@ -104,7 +104,7 @@ Model::Model(const ModelConfig& config)
   if (c.mor_routing == MorRouting::token) mor_bias.assign(c.n_recursions, 0.0f);
   schedule_ = c.layer_schedule();
   mor_stack_ = make_mor_stack(c);
-  init_weights(0);
+  if (init == ModelInit::random) init_weights(0);
 }
 
 const ParamInfo& Model::param(const std::string& name) const {
@@ -129,6 +129,21 @@ void Model::init_weights(uint64_t seed) {
     std::fill(w, w + (size_t)d * 2 * d, 0.0f);
     for (int i = 0; i < d; i++) w[(size_t)i * 2 * d + i] = 1.0f;
   }
+}
+
+Precision precision_from_name(const std::string& name) {
+  check(name == "f32" || name == "bf16", "precision \"", name, "\" is unknown; use f32 or bf16");
+  return name == "bf16" ? Precision::bf16 : Precision::f32;
+}
+
+void Model::set_inference_precision(Precision precision) {
+  if (precision == Precision::f32) {
+    bf16_ = {};
+    return;
+  }
+  check_fits_memory(2.0 * (double)params.size(), "model: the bf16 copy of the weights", "use --precision f32");
+  bf16_.resize(params.size());
+  kernels::bf16_from_f32(bf16_.data(), params.data(), params.size());
 }
 
 void Model::set_loop_count(int L) {
