@@ -11,6 +11,7 @@
 
 #include "recur/error.h"
 #include "recur/tasks.h"
+#include "test_util.h"
 
 using namespace recur::tasks;
 using nlohmann::json;
@@ -76,16 +77,6 @@ struct WordProblem {
     return below + (operands == 0 ? 0 : std::max(1, own));
   }
 };
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const recur::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
