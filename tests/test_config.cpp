@@ -264,6 +264,33 @@ TEST(ConfigTable, KeysOutsideTheirScopeAreRefused) {
   EXPECT_NE(message.find("set it to its default 0.1"), std::string::npos) << message;
 }
 
+TEST(ConfigTable, TrainingKeysOutsideTheirScopeAreRefused) {
+  ModelConfig token = model_config_from_json(R"({"sharing": "cycle", "n_recursions": 2, "mor_routing": "token"})");
+  ModelConfig expert = model_config_from_json(R"({"sharing": "cycle", "n_recursions": 2, "mor_routing": "expert"})");
+  ModelConfig looped = model_config_from_json(R"({"n_layers": 4, "loop_block": 2, "loop_count": 2})");
+  ModelConfig plain;
+  auto expect = [](const TrainConfig& t, const ModelConfig& m, const std::string& key, const std::string& scope) {
+    std::string message = error_message([&] { t.check_acts_on(m); });
+    EXPECT_NE(message.find("train: " + key + " = "), std::string::npos) << message;
+    EXPECT_NE(message.find("does nothing here: it acts only in " + scope), std::string::npos) << message;
+  };
+  TrainConfig capacity, balance, bias, loops;
+  capacity.mor_capacity_warmup_steps = 10;
+  balance.mor_balance_warmup_steps = 10;
+  bias.mor_bias_rate = 1e-3f;
+  loops.loop_count_min = 1, loops.loop_count_max = 3;
+  expect(capacity, token, "mor_capacity_warmup_steps", "expert-choice routing");
+  expect(balance, expert, "mor_balance_warmup_steps", "token-choice routing with a balancing loss");
+  expect(bias, plain, "mor_bias_rate", "token-choice routing");
+  expect(loops, token, "loop_count_min", "middle looping");
+  // where they act they are taken, and the defaults are taken everywhere
+  EXPECT_NO_THROW(capacity.check_acts_on(expert));
+  EXPECT_NO_THROW(balance.check_acts_on(token));
+  EXPECT_NO_THROW(bias.check_acts_on(token));
+  EXPECT_NO_THROW(loops.check_acts_on(looped));
+  EXPECT_NO_THROW(TrainConfig{}.check_acts_on(plain));
+}
+
 TEST(ConfigTable, KeysAtTheirDefaultLoadOutsideTheirScope) {
   // what a saved config.json of a token-choice model holds: every mor_* key, the expert-only ones at their default
   ModelConfig token;

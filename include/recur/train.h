@@ -50,6 +50,8 @@ struct TrainConfig {
   int64_t param_check_every = 50;
   float comm_timeout = 300;
   void validate() const;
+  // A MoR or looping key set (to a value other than its default) for a model it does nothing in is refused.
+  void check_acts_on(const ModelConfig& model) const;
 };
 template <class Config>
 struct ConfigKey;  // core/config_keys.h

@@ -134,4 +134,30 @@ nlohmann::json write_keys(const Config& config, const std::vector<ConfigKey<Conf
   return j;
 }
 
+// A key that acts only within one routing or layout of `Model` (the model's config, or the config itself), the test
+// that it acts there, and where it acts (for the message).
+template <class Model>
+struct KeyScope {
+  const char* key;
+  bool (*acts)(const Model& model);
+  const char* where;
+};
+
+// Every key of `config` set to a value other than its default where its scope does not act on `model` is refused,
+// naming the key, where it acts and its default (so a saved file, which writes defaults, still loads).
+template <class Config, class Model>
+void refuse_inert_keys(const Config& config, const Model& model, const std::vector<ConfigKey<Config>>& keys,
+                       const std::vector<KeyScope<Model>>& scopes, const std::string& context) {
+  static const Config defaults;
+  for (const KeyScope<Model>& scope : scopes) {
+    if (scope.acts(model)) continue;
+    for (const auto& key : keys) {
+      if (key.name != scope.key || key.write(config) == key.write(defaults)) continue;
+      throw Error(context + ": " + key.name + " = " + value_text(key.write(config)) +
+                  " does nothing here: it acts only in " + scope.where + "; remove it or set it to its default " +
+                  key.default_text());
+    }
+  }
+}
+
 }  // namespace recur

@@ -24,21 +24,14 @@ const std::vector<std::string> kMorGateNames = {"sigmoid", "tanh"};
 
 bool is_mor_key(const std::string& name) { return name.rfind("mor_", 0) == 0; }
 
-// A key that only acts within one routing or layout, the test that it acts in `c`, and where it acts.
-struct KeyScope {
-  const char* key;
-  bool (*acts)(const ModelConfig& c);
-  const char* where;
-};
-
 bool is_expert(const ModelConfig& c) { return c.mor_routing == MorRouting::expert; }
 bool is_token(const ModelConfig& c) { return c.mor_routing == MorRouting::token; }
 
 // Keys that change nothing outside their scope. Only a value other than the default is refused there, so a
 // saved config.json (which writes every key it writes at its value) still loads (docs/mor.md, "Keys that do
 // nothing are refused").
-const std::vector<KeyScope>& key_scopes() {
-  static const std::vector<KeyScope> scopes = {
+const std::vector<KeyScope<ModelConfig>>& key_scopes() {
+  static const std::vector<KeyScope<ModelConfig>> scopes = {
       {"n_recursions", [](const ModelConfig& c) { return c.sharing != Sharing::none; },
        "layer sharing (sharing cycle, sequence, middle_cycle or middle_sequence)"},
       {"loop_count", [](const ModelConfig& c) { return c.loop_block > 0; }, "middle looping (loop_block > 0)"},
@@ -59,19 +52,6 @@ const std::vector<KeyScope>& key_scopes() {
        "Mixture-of-Recursions (mor_routing expert|token)"},
   };
   return scopes;
-}
-
-// Every key set (to a value other than its default) outside the routing or layout in which it acts is refused.
-void check_keys_act(const ModelConfig& c) {
-  static const ModelConfig defaults;
-  for (const KeyScope& scope : key_scopes()) {
-    if (scope.acts(c)) continue;
-    for (const auto& key : model_config_keys()) {
-      if (key.name != scope.key || key.write(c) == key.write(defaults)) continue;
-      throw Error("config: " + key.name + " = " + value_text(key.write(c)) + " does nothing here: it acts only in " +
-                  scope.where + "; remove it or set it to its default " + key.default_text());
-    }
-  }
 }
 
 }  // namespace
@@ -198,7 +178,7 @@ void ModelConfig::validate() const {
   check(norm_eps > 0 && norm_eps < 1, "config: norm_eps must be in (0, 1), e.g. 1e-5");
   check(loop_block >= 0 && loop_count >= 1, "config: loop_block must be >= 0 (0: off) and loop_count >= 1, got ",
         loop_block, " and ", loop_count);
-  check_keys_act(*this);
+  refuse_inert_keys(*this, *this, model_config_keys(), key_scopes(), "config");
   if (loop_reg_k != 0) {
     check(loop_reg_k > 0, "config: loop_reg_k must be >= 0 (0 turns the regularizer off)");
     check(

@@ -37,6 +37,24 @@ void TrainConfig::validate() const {
         "train: reduce_shards and param_check_every must be >= 0, comm_timeout > 0");
 }
 
+// Training keys that act only in one routing or layout of the model (like the model keys' scopes in
+// src/model/config.cpp).
+void TrainConfig::check_acts_on(const ModelConfig& model) const {
+  using M = ModelConfig;
+  static const std::vector<KeyScope<M>> scopes = {
+      {"mor_capacity_warmup_steps", [](const M& m) { return m.mor_routing == MorRouting::expert; },
+       "expert-choice routing (mor_routing expert), whose capacities it ramps"},
+      {"mor_balance_warmup_steps",
+       [](const M& m) { return m.mor_routing == MorRouting::token && m.mor_balance_loss > 0; },
+       "token-choice routing with a balancing loss (mor_routing token, mor_balance_loss > 0)"},
+      {"mor_bias_rate", [](const M& m) { return m.mor_routing == MorRouting::token; },
+       "token-choice routing (mor_routing token)"},
+      {"loop_count_min", [](const M& m) { return m.loop_block > 0; }, "middle looping (loop_block > 0)"},
+      {"loop_count_max", [](const M& m) { return m.loop_block > 0; }, "middle looping (loop_block > 0)"},
+  };
+  refuse_inert_keys(*this, model, train_config_keys(), scopes, "train");
+}
+
 // Keys a train_state.json has held since the first one are required; the later ones default when absent, so
 // older checkpoints still resume.
 const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {

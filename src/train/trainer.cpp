@@ -202,6 +202,7 @@ static void resume_run(Model& model, AdamW& opt, const TrainConfig& c, const Tra
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,
                       const TrainOptions& opts) {
   config.validate();
+  config.check_acts_on(model.config());
   std::optional<RunLock> lock;  // one writer per run folder (rank 0 of several), from before a resume reads it
   if (dist_rank() == 0) lock.emplace(opts.out_dir);
   check_training_memory(model, config);
