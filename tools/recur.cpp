@@ -1,10 +1,11 @@
 // tools/recur.cpp: the `recur` command-line program, a thin layer over the engine library. main creates the
-// app and the global --threads flag, registers the subcommands (one file each: train, sample, serve, server,
-// experiment, task, export, eval, tokenizer train/encode/decode, data prepare, bench train/mor/serve/decode), parses,
-// and runs the one given with the program's error handling. Under mpirun it joins the process group first
-// (docs/distributed.md); ranks other than 0 print only errors.
+// app and the global --threads and --skip_checksums flags, registers the subcommands (one file each: train, sample,
+// serve, server, experiment, task, export, eval, tokenizer train/encode/decode, data prepare, bench
+// train/mor/serve/decode), parses, and runs the one given with the program's error handling. Under mpirun it joins the
+// process group first (docs/distributed.md); ranks other than 0 print only errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
   CLI::Option* threads_flag =
       app.add_option("--threads", threads, "threads for kernels and BLAS (0: all cores; under mpirun: cores / ranks)")
           ->capture_default_str();
+  bool skip_checksums = false;
+  app.add_flag("--skip_checksums", skip_checksums,
+               "load safetensors files and token shards without verifying their checksums (RECUR_SKIP_CHECKSUMS=1)");
   std::vector<cli::Command> commands = {cli::add_train_command(app),      cli::add_sample_command(app),
                                         cli::add_serve_command(app),      cli::add_server_command(app),
                                         cli::add_experiment_command(app), cli::add_task_command(app),
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
     DistributedSession session(&argc, &argv);
     if (dist_size() > 1) threads = rank_threads(threads_flag->count() > 0 ? threads : 0);
     set_num_threads(threads);
+    if (skip_checksums) setenv("RECUR_SKIP_CHECKSUMS", "1", 1);  // read where each file is loaded
     for (const cli::Command& command : commands)
       if (*command.app) return command.run();
   } catch (const Error& e) {

@@ -25,8 +25,10 @@ std::string checkpoint_resolve(const std::string& path);
 
 // Model (config + weights) from a checkpoint folder or out_dir.
 Model checkpoint_load_model(const std::string& path);
-// Weights from a safetensors file into an existing model (names and shapes must match).
+// Weights from a safetensors file into an existing model (names and shapes must match), read straight into the
+// parameter buffer with their checksums verified. Non-finite values are refused, naming the tensor.
 void load_weights(Model& model, const std::string& safetensors_path);
+void load_weights(Model& model, const SafeTensorsFile& weights);
 // The same from a file already read (`path` names it in errors). Non-finite values are refused, naming the tensor.
 void load_weights(Model& model, const SafeTensors& weights, const std::string& path);
 // Refuses (recur::Error naming the file) to write non-finite parameters.
@@ -35,6 +37,7 @@ void save_weights(const Model& model, const std::string& safetensors_path);
 // The config.json of checkpoint folder `dir`, checked against the config in its weights' metadata (when present)
 // and the embedding's shape, before any model is allocated.
 ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights);
+ModelConfig checkpoint_config(const std::string& dir, const SafeTensorsHeader& weights);
 
 // The first tensor of the model's layout holding a NaN or Inf in `buffer` (parameters, gradients or moments), or null.
 const ParamInfo* first_nonfinite(const Model& model, const std::vector<float>& buffer);

@@ -70,7 +70,8 @@ class Decoder {
   //   mor_advance: routes each active token at its own step, runs one block pass on those that continue, and
   //     moves the tokens that finished their last step into `exited`. Returns the rows it ran.
   //   mor_leave: the unique coda layers, final norm and head of tokens sorted by (seq, pos): logits (n, vocab).
-  std::vector<RecursionToken> mor_enter(const std::vector<DecodeChunk>& chunks);
+  //   (mor_enter fills `tokens`, one per new token; the elements it keeps reuse their buffers.)
+  void mor_enter(const std::vector<DecodeChunk>& chunks, std::vector<RecursionToken>& tokens);
   int mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited);
   void mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits);
 
@@ -96,6 +97,12 @@ class Decoder {
   TokenLayout layout_;
   std::vector<int32_t> tokens_;
   std::vector<CacheSlot> slots_;
+  // MoR stages' scratch (src/infer/mor_decode.cpp) and forward()'s tokens
+  std::vector<CacheSlot> mor_slots_, site_slots_;
+  std::vector<RecursionToken*> run_, unrouted_, at_step_, continuing_, still_, active_, exited_, in_order_;
+  std::vector<size_t> first_;
+  TokenLayout mor_layout_;
+  std::vector<RecursionToken> mor_tokens_;
 };
 
 }  // namespace recur

@@ -100,7 +100,8 @@ void BatchLoop::decode_depthwise() {
     if (decoding(*s) && !s->out.empty() && !s->in_flight)
       entering.push_back({&s->cache, &s->next, 1}), entering_seqs.push_back(s.get());
   if (!entering.empty()) {
-    std::vector<RecursionToken> tokens = decoder_.mor_enter(entering);
+    std::vector<RecursionToken> tokens;
+    decoder_.mor_enter(entering, tokens);
     for (size_t i = 0; i < tokens.size(); i++) {
       BatchSequence* s = entering_seqs[i];
       s->token = std::move(tokens[i]);

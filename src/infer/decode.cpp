@@ -113,9 +113,10 @@ void Decoder::forward(const std::vector<DecodeChunk>& chunks, std::vector<float>
                       int64_t* block_rows) {
   const ModelConfig& c = model_.config();
   if (c.mor()) {
-    std::vector<RecursionToken> tokens = mor_enter(chunks);
-    std::vector<RecursionToken*> active, exited, in_order;
-    for (RecursionToken& t : tokens) active.push_back(&t), in_order.push_back(&t);
+    mor_enter(chunks, mor_tokens_);
+    std::vector<RecursionToken*>&active = active_, &exited = exited_, &in_order = in_order_;
+    active.clear(), exited.clear(), in_order.clear();
+    for (RecursionToken& t : mor_tokens_) active.push_back(&t), in_order.push_back(&t);
     while (!active.empty()) {
       int rows = mor_advance(active, exited);
       if (block_passes) ++*block_passes;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "recur/error.h"
@@ -44,6 +45,16 @@ void save_weights(const Model& model, const std::string& path) {
   safetensors_write(path, st);
 }
 
+// Refuses tensors of `order` that the model does not have (a file for another config).
+static void check_names_known(const Model& model, const std::vector<std::string>& order, const std::string& path) {
+  std::set<std::string> known;
+  for (const ParamInfo& p : model.param_table()) known.insert(p.name);
+  if (model.config().mor_routing == MorRouting::token) known.insert("model.mor_bias");
+  for (const std::string& name : order)
+    check(known.count(name) > 0, path, ": holds tensor \"", name,
+          "\" that this model config does not have; use the matching config.json");
+}
+
 void load_weights(Model& model, const SafeTensors& st, const std::string& path) {
   for (const ParamInfo& p : model.param_table()) {
     const TensorData& t = st.get(p.name, p.shape);
@@ -51,22 +62,35 @@ void load_weights(Model& model, const SafeTensors& st, const std::string& path) 
     check_tensor_values(path, p.name, t.f32(), p.numel, false);
     std::copy(t.f32(), t.f32() + p.numel, model.params.data() + p.offset);
   }
-  std::set<std::string> known;
-  for (const ParamInfo& p : model.param_table()) known.insert(p.name);
-  if (model.config().mor_routing == MorRouting::token) {
-    known.insert("model.mor_bias");
-    if (st.has("model.mor_bias")) {
-      const TensorData& t = st.get("model.mor_bias", {model.config().n_recursions});
-      check_tensor_values(path, "model.mor_bias", t.f32(), t.numel(), false);
-      model.mor_bias.assign(t.f32(), t.f32() + model.config().n_recursions);
-    }
+  if (model.config().mor_routing == MorRouting::token && st.has("model.mor_bias")) {
+    const TensorData& t = st.get("model.mor_bias", {model.config().n_recursions});
+    check_tensor_values(path, "model.mor_bias", t.f32(), t.numel(), false);
+    model.mor_bias.assign(t.f32(), t.f32() + model.config().n_recursions);
   }
-  for (const std::string& name : st.order)
-    check(known.count(name) > 0, path, ": holds tensor \"", name,
-          "\" that this model config does not have; use the matching config.json");
+  check_names_known(model, st.order, path);
 }
 
-void load_weights(Model& model, const std::string& path) { load_weights(model, safetensors_read(path), path); }
+void load_weights(Model& model, const SafeTensorsFile& file) {
+  const SafeTensorsHeader& h = file.header();
+  check_names_known(model, h.order, h.source);
+  std::vector<std::pair<std::string, float*>> reads;  // straight into the parameter buffer
+  for (const ParamInfo& p : model.param_table()) {
+    h.get(p.name, p.shape);
+    reads.push_back({p.name, model.params.data() + p.offset});
+  }
+  bool bias = model.config().mor_routing == MorRouting::token && h.has("model.mor_bias");
+  if (bias) {
+    h.get("model.mor_bias", {model.config().n_recursions});
+    model.mor_bias.resize(model.config().n_recursions);
+    reads.push_back({"model.mor_bias", model.mor_bias.data()});
+  }
+  file.read_f32(reads);
+  for (const ParamInfo& p : model.param_table())
+    check_tensor_values(h.source, p.name, model.params.data() + p.offset, p.numel, false);
+  if (bias) check_tensor_values(h.source, "model.mor_bias", model.mor_bias.data(), model.mor_bias.size(), false);
+}
+
+void load_weights(Model& model, const std::string& path) { load_weights(model, SafeTensorsFile(path)); }
 
 std::string checkpoint_save_model(const std::string& out_dir, const Model& model, int64_t step,
                                   const CheckpointExtraFiles& extra_files) {
@@ -106,25 +130,37 @@ std::string checkpoint_resolve(const std::string& path) {
               "give a step_* checkpoint folder or the out_dir of a training run");
 }
 
-ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights) {
+// config.json checked against the config in the weights' metadata and their embedding's shape (when present).
+static ModelConfig checked_config(const std::string& dir, const std::map<std::string, std::string>& metadata,
+                                  const std::vector<int64_t>* embed_shape) {
   ModelConfig config = model_config_from_file(dir + "/config.json");
-  auto saved = weights.metadata.find("config");  // absent in files of other tools
-  check(saved == weights.metadata.end() ||
+  auto saved = metadata.find("config");  // absent in files of other tools
+  check(saved == metadata.end() ||
             model_config_to_json(model_config_from_json(saved->second)) == model_config_to_json(config),
         dir, ": config.json differs from the config stored in model.safetensors; restore the config.json saved with ",
         "these weights");
-  if (weights.has("model.embed_tokens.weight"))  // the shapes before the model is allocated
-    check(weights.get("model.embed_tokens.weight").shape == std::vector<int64_t>{config.vocab_size, config.d_model},
-          dir, ": model.safetensors does not hold a model of config.json's vocab_size and d_model; use the matching ",
+  if (embed_shape)  // the shapes before the model is allocated
+    check(*embed_shape == std::vector<int64_t>{config.vocab_size, config.d_model}, dir,
+          ": model.safetensors does not hold a model of config.json's vocab_size and d_model; use the matching ",
           "config.json");
   return config;
 }
 
+ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights) {
+  const char* embed = "model.embed_tokens.weight";
+  return checked_config(dir, weights.metadata, weights.has(embed) ? &weights.get(embed).shape : nullptr);
+}
+
+ModelConfig checkpoint_config(const std::string& dir, const SafeTensorsHeader& weights) {
+  const char* embed = "model.embed_tokens.weight";
+  return checked_config(dir, weights.metadata, weights.has(embed) ? &weights.get(embed).shape : nullptr);
+}
+
 Model checkpoint_load_model(const std::string& path) {
   std::string dir = checkpoint_resolve(path);
-  SafeTensors weights = safetensors_read(dir + "/model.safetensors");
-  Model model(checkpoint_config(dir, weights), ModelInit::zeros);
-  load_weights(model, weights, dir + "/model.safetensors");
+  SafeTensorsFile weights(dir + "/model.safetensors");
+  Model model(checkpoint_config(dir, weights.header()), ModelInit::zeros);
+  load_weights(model, weights);
   return model;
 }
 

@@ -1,19 +1,17 @@
 // safetensors reader/writer with strict validation of the header against the file, and a content hash per tensor
-// in the metadata (FNV-1a 64, src/io/checksum.h) written at save and verified at load.
+// in the metadata (src/io/checksum.h: chunked-v1 written, chunked-v1 and the older FNV-1a 64 verified at load).
 #include "recur/safetensors.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/json_read.h"
 #include "core/memory_limit.h"
@@ -24,7 +22,7 @@ namespace recur {
 
 using nlohmann::json;
 
-size_t TensorData::numel() const {
+size_t TensorEntry::numel() const {
   size_t n = 1;
   for (int64_t s : shape) n *= (size_t)s;
   return n;
@@ -44,53 +42,76 @@ static std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-void SafeTensors::add_f32(const std::string& name, std::vector<int64_t> shape, const float* data) {
+static void add_tensor(SafeTensors& st, const std::string& name, DType dtype, std::vector<int64_t> shape,
+                       const void* data) {
   TensorData t;
-  t.dtype = DType::f32;
+  t.dtype = dtype;
   t.shape = std::move(shape);
   t.bytes.resize(t.numel() * 4);
   std::memcpy(t.bytes.data(), data, t.bytes.size());
-  if (!has(name)) order.push_back(name);
-  tensors[name] = std::move(t);
+  if (!st.has(name)) st.order.push_back(name);
+  st.tensors[name] = std::move(t);
+}
+
+void SafeTensors::add_f32(const std::string& name, std::vector<int64_t> shape, const float* data) {
+  add_tensor(*this, name, DType::f32, std::move(shape), data);
 }
 
 void SafeTensors::add_i32(const std::string& name, std::vector<int64_t> shape, const int32_t* data) {
-  TensorData t;
-  t.dtype = DType::i32;
-  t.shape = std::move(shape);
-  t.bytes.resize(t.numel() * 4);
-  std::memcpy(t.bytes.data(), data, t.bytes.size());
-  if (!has(name)) order.push_back(name);
-  tensors[name] = std::move(t);
+  add_tensor(*this, name, DType::i32, std::move(shape), data);
 }
 
-const TensorData& SafeTensors::get(const std::string& name) const {
+// The tensor `name` of `tensors` (of a SafeTensors or a header), which must exist [with `shape`].
+template <class Tensors>
+static const typename Tensors::mapped_type& find_tensor(const Tensors& tensors, const std::string& source,
+                                                        const std::string& name, const std::vector<int64_t>* shape) {
   auto it = tensors.find(name);
   check(it != tensors.end(), source, ": tensor \"", name,
         "\" is missing; the file was written for a different model or is incomplete");
+  if (shape && it->second.shape != *shape)  // shape_str builds strings, so only on failure
+    throw Error(source + ": tensor \"" + name + "\" has shape " + shape_str(it->second.shape) +
+                " but the model needs " + shape_str(*shape) + "; use the config the file was saved with");
   return it->second;
 }
 
+const TensorData& SafeTensors::get(const std::string& name) const {
+  return find_tensor(tensors, source, name, nullptr);
+}
 const TensorData& SafeTensors::get(const std::string& name, const std::vector<int64_t>& shape) const {
-  const TensorData& t = get(name);
-  if (t.shape != shape)  // shape_str builds strings, so only on failure
-    throw Error(source + ": tensor \"" + name + "\" has shape " + shape_str(t.shape) + " but the model needs " +
-                shape_str(shape) + "; use the config the file was saved with");
-  return t;
+  return find_tensor(tensors, source, name, &shape);
+}
+const TensorEntry& SafeTensorsHeader::get(const std::string& name) const {
+  return find_tensor(entries, source, name, nullptr);
+}
+const TensorEntry& SafeTensorsHeader::get(const std::string& name, const std::vector<int64_t>& shape) const {
+  return find_tensor(entries, source, name, &shape);
+}
+
+bool checksums_skipped() {
+  const char* skip = std::getenv("RECUR_SKIP_CHECKSUMS");
+  return skip && std::string(skip) == "1";
 }
 
 namespace {
 
 using Fail = std::function<void(const std::string&)>;
 constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;  // the limit of the reference implementation
-const std::string kChecksumPrefix = "fnv1a64:";            // metadata key of a tensor's content hash
+// Metadata of the content hashes: the scheme, and a key per tensor (chunked-v1, or whole-tensor FNV-1a 64 in
+// files without a scheme key).
+const std::string kSchemeKey = "checksum_scheme", kChunkedScheme = "chunked-v1";
+const std::string kChecksumPrefix = "checksum:", kFnvPrefix = "fnv1a64:";
 
-// One header entry: dtype, shape and offsets checked against the data and each other.
-TensorData parse_entry(const std::string& name, const json& entry, const uint8_t* data, uint64_t data_size,
-                       std::pair<uint64_t, uint64_t>& range, const Fail& fail) {
+Fail fail_for(const std::string& source) {
+  return [source](const std::string& what) {
+    throw Error(source + ": not a valid safetensors file (" + what + "); re-create it or restore a good copy");
+  };
+}
+
+// One header entry: dtype, shape and offsets checked against the data size.
+TensorEntry parse_entry(const std::string& name, const json& entry, uint64_t data_size, const Fail& fail) {
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
     fail("entry \"" + name + "\" lacks dtype, shape or data_offsets");
-  TensorData t;
+  TensorEntry t;
   if (!entry["dtype"].is_string()) fail("dtype of \"" + name + "\" is not a string");
   std::string dtype = entry["dtype"].get<std::string>();
   if (dtype == "F32")
@@ -108,83 +129,66 @@ TensorData parse_entry(const std::string& name, const json& entry, const uint8_t
   const json& off = entry["data_offsets"];
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
     fail("data_offsets of \"" + name + "\" is not two non-negative integers");
-  uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-  if (begin > end || end > data_size)
-    fail("tensor \"" + name + "\" lies outside the data (file truncated?): offsets [" + std::to_string(begin) + ", " +
-         std::to_string(end) + ") but only " + std::to_string(data_size) + " data bytes");
+  t.begin = off[0].get<uint64_t>(), t.end = off[1].get<uint64_t>();
+  if (t.begin > t.end || t.end > data_size)
+    fail("tensor \"" + name + "\" lies outside the data (file truncated?): offsets [" + std::to_string(t.begin) + ", " +
+         std::to_string(t.end) + ") but only " + std::to_string(data_size) + " data bytes");
   double numel = 1;
   for (int64_t s : t.shape) numel *= (double)s;
-  if ((double)(end - begin) != numel * 4)
-    fail("tensor \"" + name + "\" has " + std::to_string(end - begin) + " bytes but shape " + shape_str(t.shape) +
+  if ((double)(t.end - t.begin) != numel * 4)
+    fail("tensor \"" + name + "\" has " + std::to_string(t.end - t.begin) + " bytes but shape " + shape_str(t.shape) +
          " needs " + std::to_string((uint64_t)(numel * 4)));
-  t.bytes.assign(data + begin, data + end);
-  range = {begin, end};
   return t;
 }
 
-// Checks and removes the content hashes recur writes into the metadata. Files without them (older recur, other
-// tools) load unchecked; RECUR_SKIP_CHECKSUMS=1 skips the check for speed. The tensors hash in parallel (FNV-1a
-// is one serial chain per tensor, so an 85M-parameter file takes a core about 0.4 s); the first mismatch in
-// name order is reported.
-void verify_checksums(SafeTensors& st, const Fail& fail) {
-  const char* skip = std::getenv("RECUR_SKIP_CHECKSUMS");
-  bool verify = !(skip && std::string(skip) == "1");
-  std::vector<std::pair<const TensorData*, std::string>> checked;  // tensor, expected hash
-  std::vector<std::string> names;
-  for (auto it = st.metadata.begin(); it != st.metadata.end();) {
-    if (it->first.rfind(kChecksumPrefix, 0) != 0) {
+// Moves the content hashes recur writes into the metadata onto their entries. Files without them (older recur,
+// other tools) load unchecked.
+void take_checksums(SafeTensorsHeader& h, const Fail& fail) {
+  auto scheme = h.metadata.find(kSchemeKey);
+  if (scheme != h.metadata.end()) {
+    if (scheme->second != kChunkedScheme)
+      fail("checksum_scheme \"" + scheme->second.substr(0, 32) + "\" is unknown (written by a newer recur?); " +
+           "update recur, or pass --skip_checksums to read it unchecked");
+    h.chunked_checksums = true;
+    h.metadata.erase(scheme);
+  }
+  const std::string& prefix = h.chunked_checksums ? kChecksumPrefix : kFnvPrefix;
+  for (auto it = h.metadata.begin(); it != h.metadata.end();) {
+    if (it->first.rfind(prefix, 0) != 0) {
       ++it;
       continue;
     }
-    std::string name = it->first.substr(kChecksumPrefix.size());
-    if (!st.has(name)) fail("metadata holds a checksum for tensor \"" + name + "\", which the file lacks");
-    checked.push_back({&st.tensors.at(name), it->second});
-    names.push_back(name);
-    it = st.metadata.erase(it);
+    std::string name = it->first.substr(prefix.size());
+    if (!h.has(name)) fail("metadata holds a checksum for tensor \"" + name + "\", which the file lacks");
+    h.entries.at(name).checksum = it->second;
+    it = h.metadata.erase(it);
   }
-  if (!verify) return;
-  // Plain threads, joined here, not OpenMP: a pool started while loading would outlive the load without the
-  // signal mask that `recur server` sets up later for its own threads.
-  std::vector<char> good(checked.size());
-  std::atomic<size_t> next{0};
-  auto hash_some = [&] {
-    for (size_t i; (i = next++) < checked.size();) {
-      const TensorData& t = *checked[i].first;
-      good[i] = hex64(fnv1a64(t.bytes.data(), t.bytes.size())) == checked[i].second;
-    }
-  };
-  std::vector<std::thread> workers(std::min(3u, std::max(1u, std::thread::hardware_concurrency())) - 1);
-  for (std::thread& w : workers) w = std::thread(hash_some);
-  hash_some();
-  for (std::thread& w : workers) w.join();
-  for (size_t i = 0; i < checked.size(); i++)
-    if (!good[i])
-      fail("tensor \"" + names[i] + "\" does not match its checksum (flipped bits, a damaged copy); set " +
-           "RECUR_SKIP_CHECKSUMS=1 only to read it anyway");
 }
 
 }  // namespace
 
-SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::string& source) {
-  Fail fail = [&](const std::string& what) {
-    throw Error(source + ": not a valid safetensors file (" + what + "); re-create it or restore a good copy");
-  };
-  if (file.size() < 8) fail("shorter than its 8-byte header length");
+uint64_t safetensors_header_length(const uint8_t* first8, uint64_t file_size, const std::string& source) {
+  Fail fail = fail_for(source);
+  if (file_size < 8) fail("shorter than its 8-byte header length");
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | file[i];
-  if (header_len > file.size() - 8) fail("header length " + std::to_string(header_len) + " exceeds the file size");
-  std::string_view header_text(reinterpret_cast<const char*>(file.data()) + 8, header_len);
+  for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | first8[i];
+  if (header_len > file_size - 8) fail("header length " + std::to_string(header_len) + " exceeds the file size");
+  return header_len;
+}
+
+SafeTensorsHeader safetensors_parse_header(std::string_view text, uint64_t file_size, const std::string& source) {
+  Fail fail = fail_for(source);
   json header;
   try {
-    header = parse_json_strict(header_text, "header", kMaxHeaderBytes);
+    header = parse_json_strict(text, "header", kMaxHeaderBytes);
   } catch (const Error& e) {
     fail(std::string("header is not JSON: ") + e.what());
   }
   if (!header.is_object()) fail("header is not a JSON object");
-  SafeTensors st;
-  st.source = source;
-  uint64_t data_size = file.size() - 8 - header_len;
-  const uint8_t* data = file.data() + 8 + header_len;
+  SafeTensorsHeader h;
+  h.source = source;
+  h.data_start = 8 + text.size();
+  uint64_t data_size = file_size - h.data_start;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   std::vector<std::pair<uint64_t, std::string>> by_offset;
   for (auto it = header.begin(); it != header.end(); ++it) {
@@ -194,21 +198,58 @@ SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::strin
       if (!entry.is_object()) fail("__metadata__ is not an object");
       for (auto m = entry.begin(); m != entry.end(); ++m) {
         if (!m.value().is_string()) fail("metadata value for \"" + m.key() + "\" is not a string");
-        st.metadata[m.key()] = m.value().get<std::string>();
+        h.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    std::pair<uint64_t, uint64_t> range;
-    st.tensors[name] = parse_entry(name, entry, data, data_size, range, fail);
-    ranges.push_back(range);
-    by_offset.push_back({range.first, name});
+    const TensorEntry& t = h.entries[name] = parse_entry(name, entry, data_size, fail);
+    ranges.push_back({t.begin, t.end});
+    by_offset.push_back({t.begin, name});
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); i++)
     if (ranges[i].first < ranges[i - 1].second) fail("two tensors overlap in the data");
   std::sort(by_offset.begin(), by_offset.end());
-  for (auto& [offset, name] : by_offset) st.order.push_back(name);
-  verify_checksums(st, fail);
+  for (auto& [offset, name] : by_offset) h.order.push_back(name);
+  take_checksums(h, fail);
+  return h;
+}
+
+void verify_checksums(const SafeTensorsHeader& header, const std::vector<std::string>& names,
+                      const SpanBytes& bytes_of) {
+  std::vector<HashedTensor> hashed;
+  for (const std::string& name : names) {
+    const TensorEntry& t = header.get(name);
+    ChecksumScheme scheme = t.checksum.empty() || checksums_skipped() ? ChecksumScheme::none
+                            : header.chunked_checksums                ? ChecksumScheme::chunked
+                                                                      : ChecksumScheme::fnv1a64;
+    hashed.push_back({t.end - t.begin, scheme});
+  }
+  std::vector<uint64_t> hashes = tensor_hashes(hashed, bytes_of, checksum_threads());
+  for (size_t i = 0; i < names.size(); i++)
+    if (hashed[i].scheme != ChecksumScheme::none && hex64(hashes[i]) != header.get(names[i]).checksum)
+      fail_for(header.source)("tensor \"" + names[i] + "\" does not match its checksum (flipped bits, a damaged " +
+                              "copy); pass --skip_checksums (or set RECUR_SKIP_CHECKSUMS=1) only to read it anyway");
+}
+
+SafeTensors safetensors_parse(const std::vector<uint8_t>& file, const std::string& source) {
+  uint64_t header_len = safetensors_header_length(file.data(), file.size(), source);
+  SafeTensorsHeader header = safetensors_parse_header(
+      std::string_view(reinterpret_cast<const char*>(file.data()) + 8, header_len), file.size(), source);
+  SafeTensors st;
+  st.source = source;
+  st.metadata = header.metadata;
+  st.order = header.order;
+  for (const std::string& name : header.order) {
+    const TensorEntry& entry = header.entries.at(name);
+    TensorData& t = st.tensors[name];
+    static_cast<TensorEntry&>(t) = entry;
+    const uint8_t* data = file.data() + header.data_start;
+    t.bytes.assign(data + entry.begin, data + entry.end);
+  }
+  verify_checksums(header, header.order, [&](size_t tensor, uint64_t begin, uint64_t) {
+    return st.tensors.at(header.order[tensor]).bytes.data() + begin;
+  });
   return st;
 }
 
@@ -237,10 +278,14 @@ std::vector<uint8_t> safetensors_serialize(const SafeTensors& st) {
     offset += t.bytes.size();
   }
   std::map<std::string, std::string> metadata = st.metadata;
-  for (const std::string& name : st.order) {
-    const TensorData& t = st.tensors.at(name);
-    metadata[kChecksumPrefix + name] = hex64(fnv1a64(t.bytes.data(), t.bytes.size()));
-  }
+  std::vector<HashedTensor> hashed;
+  for (const std::string& name : st.order)
+    hashed.push_back({st.tensors.at(name).bytes.size(), ChecksumScheme::chunked});
+  std::vector<uint64_t> hashes = tensor_hashes(
+      hashed, [&](size_t t, uint64_t begin, uint64_t) { return st.tensors.at(st.order[t]).bytes.data() + begin; },
+      checksum_threads());
+  metadata[kSchemeKey] = kChunkedScheme;
+  for (size_t i = 0; i < st.order.size(); i++) metadata[kChecksumPrefix + st.order[i]] = hex64(hashes[i]);
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string text = header.dump();
   while (text.size() % 8) text += ' ';
