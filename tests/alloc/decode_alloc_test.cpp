@@ -1,5 +1,6 @@
 // A decode step allocates nothing once the decoder's buffers have grown (issue 12), for vanilla and MoR models
-// (expert choice, token choice with KV sharing): operator new is counted around steps after a warm-up.
+// (expert choice, token choice with KV sharing): operator new is counted around steps after a warm-up. Its own
+// binary (CMakeLists.txt, recur_alloc_tests), since it replaces the global allocation functions.
 #include <gtest/gtest.h>
 
 #include <atomic>
