@@ -5,9 +5,8 @@ For each model (S, M, L: the shapes of `recur bench decode`'s presets, random we
 since recur writes checkpoints only by training), the checkpoint is exported with `recur export --format gguf`, then
 `recur bench decode --json` and llama.cpp's llama-bench measure prompt processing (pp) and token generation (tg)
 at batch 1 with the same thread count; a 16-sequence row (8 layers, d256) compares `recur bench decode --batch 16`
-with llama.cpp's llama-batched-bench. llama-bench and llama-batched-bench are built once, natively (GGML_NATIVE),
-from the llama.cpp source that the node-llama-cpp npm package bundles (bench/llama, installed by scripts/setup.sh),
-into build-llama/ (not committed). Prints one markdown table.
+with llama.cpp's llama-batched-bench. llama-bench and llama-batched-bench come from bench/llama_tools.py (built once,
+natively, from the llama.cpp source that node-llama-cpp bundles, into build-llama/). Prints one markdown table.
 
 Usage: python3 bench/compare_decode.py [--recur build/recur] [--models S,M,L] [--pp 256 --tg 128] [--reps 3]
                                        [--threads 2] [--no-batched] [--work runs/compare_decode]
@@ -16,13 +15,8 @@ Usage: python3 bench/compare_decode.py [--recur build/recur] [--models S,M,L] [-
 import argparse
 import json
 import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = os.path.join(ROOT, "bench", "llama")
-BUNDLE = os.path.join(PACKAGE, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle")
-LLAMA_DIR = os.path.join(ROOT, "build-llama")
+from llama_tools import ROOT, llama_tools, run
 
 # recur bench decode's presets (tools/bench_decode.cpp) as `recur train` flags; B16 is the 16-sequence model.
 SHAPES = {
@@ -31,39 +25,6 @@ SHAPES = {
     "L": ["--d_model", "768", "--n_heads", "12", "--d_ff", "2048", "--n_layers", "12"],
     "B16": ["--d_model", "256", "--n_heads", "4", "--d_ff", "688", "--n_layers", "8"],
 }
-
-
-def run(cmd, quiet=True, **kwargs):
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-    if result.returncode != 0:
-        sys.exit(f"compare_decode: {' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    if not quiet:
-        print(result.stdout, end="")
-    return result.stdout
-
-
-def llama_tools():
-    """llama-bench and llama-batched-bench, built once from the bundled source (rebuilt when the bundle changes)."""
-    if not os.path.exists(BUNDLE):
-        run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE)  # as scripts/setup.sh
-    source, build = os.path.join(LLAMA_DIR, "src"), os.path.join(LLAMA_DIR, "build")
-    head = run(["git", "bundle", "list-heads", BUNDLE]).split()[0]
-    have = run(["git", "-C", source, "rev-parse", "HEAD"]).strip() if os.path.isdir(source) else None
-    if have != head:
-        print(f"compare_decode: llama.cpp {head[:12]} from node-llama-cpp's bundle into {source}", file=sys.stderr)
-        run(["rm", "-rf", LLAMA_DIR])
-        run(["git", "clone", "-q", BUNDLE, source])
-        run(["git", "-C", source, "-c", "advice.detachedHead=false", "checkout", "-q", head])
-    tools = [os.path.join(build, "bin", name) for name in ("llama-bench", "llama-batched-bench")]
-    if not all(os.path.exists(t) for t in tools):
-        print("compare_decode: building llama-bench and llama-batched-bench (GGML_NATIVE, a few minutes)",
-              file=sys.stderr)
-        run(["cmake", "-S", source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
-             "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF"])
-        run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2), "--target", "llama-bench",
-             "llama-batched-bench"])
-    return tools
 
 
 def exported(recur, work, name):
@@ -121,10 +82,7 @@ def main():
                     "(default: build them from node-llama-cpp's bundled source into build-llama/)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    if args.llama_bin:
-        bench, batched = (os.path.join(args.llama_bin, name) for name in ("llama-bench", "llama-batched-bench"))
-    else:
-        bench, batched = llama_tools()
+    bench, batched = llama_tools(["llama-bench", "llama-batched-bench"], args.llama_bin)
     rows = []
     for name in args.models.split(","):
         checkpoint, gguf = exported(args.recur, args.work, name)

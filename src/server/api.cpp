@@ -179,4 +179,11 @@ json completion_json(const std::string& id, const std::string& model, int64_t cr
 
 std::string finish_reason_text(FinishReason reason) { return reason == FinishReason::length ? "length" : "stop"; }
 
+json final_completion_json(const std::string& id, const std::string& model, int64_t created, const std::string& text,
+                           FinishReason reason, const Usage& usage) {
+  json body = completion_json(id, model, created, text, finish_reason_text(reason).c_str());
+  body["usage"] = usage_json(usage);
+  return body;
+}
+
 }  // namespace recur::server

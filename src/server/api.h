@@ -53,6 +53,9 @@ nlohmann::json usage_json(const Usage& u);
 nlohmann::json completion_json(const std::string& id, const std::string& model, int64_t created,
                                const std::string& text, const char* finish_reason);
 std::string finish_reason_text(FinishReason reason);  // OpenAI's words: "length", "stop" (a cancel: "stop")
+// The last object of a completion, whole or streamed: completion_json with its finish_reason, plus usage.
+nlohmann::json final_completion_json(const std::string& id, const std::string& model, int64_t created,
+                                     const std::string& text, FinishReason reason, const Usage& usage);
 
 // Counters the HTTP layer keeps beside the engine's metrics.
 struct HttpCounters {

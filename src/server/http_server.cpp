@@ -111,11 +111,9 @@ void HttpServer::whole(httplib::Response& res, uint64_t id, std::shared_ptr<Chan
       }
       r = channel->result;
     }
-    json body = server::completion_json("cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
-                                        server::Utf8Decoder().decode(r.tokens, true),
-                                        server::finish_reason_text(r.reason).c_str());
-    body["usage"] = server::usage_json({r.prompt_tokens, (int)r.tokens.size()});
-    std::string text = json_text(body);
+    std::string text = json_text(server::final_completion_json(
+        "cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
+        server::Utf8Decoder().decode(r.tokens, true), r.reason, {r.prompt_tokens, (int)r.tokens.size()}));
     if (!sink.write(text.data(), text.size())) return false;
     sink.done();
     return true;
@@ -153,10 +151,7 @@ void HttpServer::stream(httplib::Response& res, uint64_t id, std::shared_ptr<Cha
     auto event = [&](const json& j) { events += "data: " + json_text(j) + "\n\n"; };
     if (!text.empty()) event(server::completion_json(cid, options_.model_name, created, text, nullptr));
     if (done) {
-      json last =
-          server::completion_json(cid, options_.model_name, created, "", server::finish_reason_text(reason).c_str());
-      last["usage"] = server::usage_json({prompt_tokens, *sent});
-      event(last);
+      event(server::final_completion_json(cid, options_.model_name, created, "", reason, {prompt_tokens, *sent}));
       events += "data: [DONE]\n\n";
     }
     if (!events.empty() && !sink.write(events.data(), events.size())) {
