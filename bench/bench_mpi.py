@@ -57,8 +57,8 @@ def main():
         sys.exit("bench_mpi: --steps must be >= 2 (the first step is left out)")
     root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
     ranks = shlex.split(args.mpirun) + ["-np", "2"] + root
-    print(f"| config | 1 process x 2 threads, s/step | 2 ranks x 1 thread, s/step | gradient all-reduce, s "
-          f"| all-reduce share of the step |")
+    print("| config | 1 process x 2 threads, s/step | 2 ranks x 1 thread, s/step | gradient all-reduce, s "
+          "| all-reduce share of the step |")
     print("|---|---|---|---|---|")
     for shape in args.configs.split(","):
         threads, _ = train(args, [], 2, shape, os.path.join(args.work, shape + "_threads"))

@@ -1,7 +1,7 @@
 // Fixed-order data-parallel shards in one process (--reduce_shards, src/train/data_parallel.cpp): the shards'
 // gradients combined equal the whole micro-batch's within float summation order, for a dense model and both MoR
 // routings (token choice's balancing loss takes the micro-batch's routing counts, recur/train_pass.h's
-// MicroBatchShard; a per-shard balancing loss would differ by far more than the tolerance).
+// MicroBatchShard, counted by a first forward of each shard).
 #include <gtest/gtest.h>
 
 #include <cmath>

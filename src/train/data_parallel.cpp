@@ -175,7 +175,7 @@ void DataParallel::check_params(const Model& model, const TrainConfig& c, int64_
   for (size_t r = 1; r < all.size(); r++)
     if (all[r] != all[0]) differ += " " + std::to_string(r);
   check(differ.empty(), "train: after step ", step, " the parameters of rank(s)", differ,
-        " differ from rank 0's; the ranks diverged (a different build or data on some host?). The last checkpoint "
+        " differ from rank 0's; the ranks diverged (other flags, build or data on some host?). The last checkpoint "
         "resumes the run");
 }
 
