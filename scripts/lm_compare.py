@@ -7,13 +7,16 @@ actually run, tokens, wall time) into report.md and results.csv.
 
 Resumable: every run checkpoints into <out>/<name>/ and a finished run leaves result.json; rerunning the command
 skips finished runs and resumes unfinished ones. `--runs a,b` trains a subset (e.g. two processes on disjoint
-subsets, one thread each); `--report_only` rewrites the tables from what has finished.
+subsets, one thread each); `--report_only` rewrites the tables from what has finished. `--mpi_ranks N` trains each
+run as N data-parallel ranks of `--threads` threads (docs/distributed.md): the same global batch, so the same
+results within the reduction-order tolerance.
 """
 import argparse
 import csv
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -52,10 +55,19 @@ def read_metrics(run_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def mpi_prefix(args):
+    """mpirun for --mpi_ranks: as root it needs --allow-run-as-root, and more ranks than cores --oversubscribe (the
+    flags the mpi_train ctests use)."""
+    if args.mpi_ranks <= 1:
+        return []
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    return shlex.split(args.mpirun) + ["-np", str(args.mpi_ranks), "--oversubscribe"] + root
+
+
 def train_one(args, name, run_dir):
     os.makedirs(run_dir, exist_ok=True)
-    cmd = [args.recur, "--threads", str(args.threads), "train"] + BASE + RUNS[name] + train_flags(args) + \
-        ["--out", run_dir]
+    cmd = mpi_prefix(args) + [args.recur, "--threads", str(args.threads), "train"] + BASE + RUNS[name] + \
+        train_flags(args) + ["--out", run_dir]
     if os.path.exists(os.path.join(run_dir, "latest")):
         cmd += ["--resume", run_dir]
     print("$", " ".join(cmd), flush=True)
@@ -87,7 +99,7 @@ def summarize(args, name, run_dir):
         "val_nll": final["val_loss"],
         "val_nll_causal": final.get("val_loss_causal"),
         "mor": {k: v for k, v in final.items() if k.startswith("mor_")},
-        "budget": None if args.steps else args.budget, "threads": args.threads,
+        "budget": None if args.steps else args.budget, "threads": args.threads, "ranks": args.mpi_ranks,
     }
     with open(os.path.join(run_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -155,7 +167,10 @@ def main():
     p.add_argument("--warmup_steps", type=int, default=30)
     p.add_argument("--eval_batches", type=int, default=32, help="validation batches of batch_size x 256 bytes")
     p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="threads per process (per rank with --mpi_ranks)")
+    p.add_argument("--mpi_ranks", type=int, default=1, help="train each run as this many MPI ranks (mpirun -np)")
+    p.add_argument("--mpirun", default="mpirun", help="the mpirun command and its own flags, e.g. "
+                   "\"mpirun --hostfile hosts\" (with --mpi_ranks)")
     p.add_argument("--report_only", action="store_true", help="only rewrite the tables from finished runs")
     args = p.parse_args()
     if args.steps < 0:

@@ -33,6 +33,7 @@ void dist_set_timeout(double seconds);
 // Collectives over all ranks; `what` names the operation in a timeout message. Sum in place, every rank gets
 // the same result; gather: `all` receives each rank's `bytes` in rank order.
 void dist_allreduce_sum(float* data, size_t n, const std::string& what);
+void dist_allreduce_sum(double* data, size_t n, const std::string& what);
 void dist_allgather(const void* local, size_t bytes, void* all, const std::string& what);
 
 // Data-parallel training step (docs/distributed.md): each micro-batch of the global batch is split into shards of
@@ -52,8 +53,13 @@ class DataParallel {
   void check_params(const Model& model, const TrainConfig& config, int64_t step) const;
 
  private:
+  // Token choice with several shards on this rank: a first forward of each gives its routing counts, summed
+  // over all shards (per depth, then tokens): the micro-batch's.
+  std::vector<double> micro_batch_route_counts(TrainPass& pass, const std::vector<Batch>& shards, int64_t step) const;
+
   bool active_ = false;
   int shards_ = 1, first_shard_ = 0, local_shards_ = 1, depth_slots_ = 0;
+  int route_slots_ = 0;          // token choice: depths + 1 (the counts of MicroBatchShard::route_counts), else 0
   std::vector<float> partial_;   // per local shard: its weighted gradient summed over micro-batches, shard-major
   std::vector<float> gathered_;  // reduce_shards: every shard's partial, in shard order
   std::vector<double> scalars_;  // per local shard: loss, flops, tokens, depth load

@@ -22,19 +22,24 @@ bool token_mix(int step, int depth, const float* p, const float* h1, const float
 void token_mix_backward(int step, int depth, const float* p, const float* y, const float* dh, float* dy, float* dh1,
                         float* dp, int d);
 
+// Tokens routed to each depth of N tokens, then N: the micro-batch statistics of the balancing loss (summed over
+// the shards of a data-parallel micro-batch, recur/train_pass.h's MicroBatchShard).
+std::vector<double> token_route_counts(const int32_t* depth, int N, int n_recursions);
 // Balancing loss Σ_i P_i f_i (P_i mean probability, f_i = N_r × fraction routed to i) and z-loss mean lse²
-// over N tokens; f is the routed fraction per depth.
+// over N tokens; f is the routed fraction per depth, from `counts` (token_route_counts of the whole micro-batch).
+// mean_scale multiplies both means (1 for a whole micro-batch; MicroBatchShard for a shard of one).
 struct TokenLosses {
   double balance = 0, z = 0;
   std::vector<double> fraction;  // per depth
 };
-TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse, const int32_t* depth,
-                                int N);
+TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse, int N,
+                                const std::vector<double>& counts, double mean_scale);
 // Backward of the router for N tokens: dp (N, N_r) holds the gradient of the probabilities from the mixes;
-// the balancing loss (scaled by balance_scale) and the z-loss are added, and the result flows through the
-// softmax into the router weight's gradient and dh1 (N,d).
+// the balancing loss (scaled by balance_scale) and the z-loss, both times mean_scale, are added, and the result
+// flows through the softmax into the router weight's gradient and dh1 (N,d).
 void token_route_backward(const Model& m, float* grads, const float* h1, const float* probs, const float* lse,
-                          const std::vector<double>& fraction, double balance_scale, float* dp, float* dh1, int N);
+                          const std::vector<double>& fraction, double balance_scale, double mean_scale, float* dp,
+                          float* dh1, int N);
 
 // Loss-free balancing: bias_i += rate · sign(mean load − load_i) after an optimizer step.
 void token_update_bias(Model& m, const std::vector<double>& depth_load, float rate);

@@ -82,7 +82,8 @@ struct StepMetrics {
   bool skipped = false;  // non-finite, skipped (skip_nonfinite_steps)
   float loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, elapsed_s = 0;
-  double flops = 0;  // training FLOPs the step ran: 3 × the forwards' TrainPass::last_forward_flops()
+  double flops = 0;     // training FLOPs the step ran: 3 × the forwards' TrainPass::last_forward_flops()
+  double reduce_s = 0;  // of several ranks: wall time of the gradient reduction (incl. waiting for the slowest)
 };
 
 // AdamW's update guarded against non-finite values: gradients (when grad_norm is not finite) are checked before, the
@@ -100,11 +101,9 @@ using BatchSource = std::function<Batch(int64_t step, int micro_step)>;
 using EvalMetrics = std::vector<std::pair<std::string, double>>;
 using Evaluator = std::function<EvalMetrics(TrainPass&)>;
 
-// Routing statistics averaged over the forwards of a validation pass (empty for models without MoR).
-EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats);
-
 // Validation on fixed batches: batch_at(i) for i < config.eval_batches, the same on every call; val_loss (and the
-// MoR routing statistics and, for expert choice, val_loss_causal).
+// MoR routing statistics averaged over the forwards and, for expert choice, val_loss_causal). Of several ranks,
+// each runs its share of the batches and the sums are all-reduced (a collective: every rank calls it).
 Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConfig& config);
 // Windows of a byte corpus for config.seed (training) and a fixed set of validation windows.
 BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& config);
@@ -141,7 +140,7 @@ class ShardTraining final : public DataPosition {
 
 // What the micro-batches of one step sum to: losses, FLOPs, tokens; the routing load of the last micro-batch.
 struct StepTotals {
-  double loss = 0, flops = 0;
+  double loss = 0, flops = 0, reduce_s = 0;
   int64_t tokens = 0;
   std::vector<double> depth_load;
 };

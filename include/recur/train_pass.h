@@ -4,6 +4,7 @@
 // shared weights receive the sum over their uses) and scratch. The Model itself is only read.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "recur/expert_choice.h"
@@ -38,6 +39,17 @@ struct MorStats {
   double dead_token_ratio = 0;
 };
 
+// The forward of one shard of a data-parallel micro-batch (src/train/data_parallel.cpp). The router losses are
+// means over the micro-batch's tokens, and token choice's balancing loss is a product of two micro-batch
+// statistics, so a shard needs the micro-batch's routing: route_counts turns this shard's token_route_counts
+// into the micro-batch's (a collective under MPI). mean_scale = the shard's share of the micro-batch's rows /
+// its weight in the micro-batch's loss: the router losses' means are multiplied by it, so that the weighted
+// sum over the shards is the micro-batch's mean (1 when targets are counted evenly over the rows).
+struct MicroBatchShard {
+  std::function<std::vector<double>(const std::vector<double>& own)> route_counts;
+  double mean_scale = 1;
+};
+
 class TrainPass {
  public:
   explicit TrainPass(const Model& model);
@@ -68,6 +80,8 @@ class TrainPass {
   // Expert choice with the causal rule of decoding (expert_continues) instead of the top-k over the whole
   // sequence, which needs future tokens: a forward that equals decoding.
   void set_mor_causal_routing(bool on) { mor_.causal = on; }
+  // The next forwards are of a shard of a micro-batch; MicroBatchShard{} (the default) for a whole one.
+  void set_micro_batch_shard(MicroBatchShard shard) { mor_.shard = std::move(shard); }
 
  private:
   struct MorState {
@@ -78,6 +92,7 @@ class TrainPass {
     std::vector<double> fraction;                 // token choice: routed fraction per depth
     std::vector<std::vector<float>> shared_dqkv;  // KV sharing: per block layer, gradients sent to step 0
     MorStats stats;
+    MicroBatchShard shard;
     double capacity_progress = 1.0, balance_scale = 1.0;
     bool causal = false;
   };

@@ -112,8 +112,8 @@ double TrainPass::expert_forward(float* stream, int N) {
   double agreement[2] = {0, 0};  // agreeing candidates, candidates of steps that choose
   ExpertLosses router_losses;
   for (int r = 0; r < Nr; r++) expert_step_forward(r, stream, N, router_choice, agreement, router_losses);
-  stats.aux_loss = router_losses.bce;
-  stats.z_loss = router_losses.z;
+  stats.aux_loss = router_losses.bce * mor_.shard.mean_scale;
+  stats.z_loss = router_losses.z * mor_.shard.mean_scale;
   for (int r = 0; r < Nr; r++)
     stats.depth_load[r] = stats.active_fraction[r] - (r + 1 < Nr ? stats.active_fraction[r + 1] : 0.0);
   stats.causal_agreement = agreement[1] > 0 ? agreement[0] / agreement[1] : 1.0;
@@ -186,6 +186,7 @@ void TrainPass::expert_backward(float* dstream) {
     // router logits: aux BCE and z-loss gradients, then the gate's on the selected candidates
     std::vector<float> dz(n_cand, 0.0f), dz_aux(n_cand, 0.0f), dh_cand((size_t)n_cand * d, 0.0f);
     expert_router_loss_grads(c, step.scores, step.chosen, dz.data(), dz_aux.data());
+    for (int i = 0; i < n_cand; i++) dz[i] *= (float)mor_.shard.mean_scale, dz_aux[i] *= (float)mor_.shard.mean_scale;
     for (int i = 0, s = 0; i < n_cand; i++)
       if (step.chosen[i]) dz[i] += dgate[s++] * expert_gate_grad(c, step.scores.z[i]);
     expert_route_backward(model_, grads.data(), r, step.h_candidates.data(), n_cand, step.scores, dz.data(),
@@ -208,7 +209,9 @@ double TrainPass::token_forward(float* stream, int N) {
     mor_.depth[t] = token_route(model_, stream + (size_t)t * d, mor_.probs.data() + (size_t)t * Nr, lse);
     mor_.lse[t] = (float)lse;
   }
-  TokenLosses losses = token_router_losses(c, mor_.probs.data(), mor_.lse.data(), mor_.depth.data(), N);
+  std::vector<double> counts = token_route_counts(mor_.depth.data(), N, Nr);
+  if (mor_.shard.route_counts) counts = mor_.shard.route_counts(counts);
+  TokenLosses losses = token_router_losses(c, mor_.probs.data(), mor_.lse.data(), N, counts, mor_.shard.mean_scale);
   mor_.fraction = losses.fraction;
   MorStats& stats = mor_.stats;
   stats = MorStats{};
@@ -255,7 +258,7 @@ void TrainPass::token_backward(float* dstream, int N) {
       std::memcpy(dstream + (size_t)step.selected[i] * d, dx.data() + (size_t)i * d, sizeof(float) * d);
   }
   token_route_backward(model_, grads.data(), mor_.h1.data(), mor_.probs.data(), mor_.lse.data(), mor_.fraction,
-                       mor_.balance_scale, dprob.data(), dstream, N);
+                       mor_.balance_scale, mor_.shard.mean_scale, dprob.data(), dstream, N);
   for (size_t i = 0; i < dh1.size(); i++) dstream[i] += dh1[i];
 }
 

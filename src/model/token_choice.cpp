@@ -52,37 +52,47 @@ void token_mix_backward(int step, int depth, const float* p, const float* y, con
   dp[step] += dpi;
 }
 
-TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse, const int32_t* depth,
-                                int N) {
+std::vector<double> token_route_counts(const int32_t* depth, int N, int n_recursions) {
+  std::vector<double> counts(n_recursions + 1, 0.0);
+  for (int t = 0; t < N; t++) counts[depth[t]]++;
+  counts[n_recursions] = N;
+  return counts;
+}
+
+TokenLosses token_router_losses(const ModelConfig& c, const float* probs, const float* lse, int N,
+                                const std::vector<double>& counts, double mean_scale) {
   int Nr = c.n_recursions;
   TokenLosses losses;
   losses.fraction.assign(Nr, 0.0);
+  for (int i = 0; i < Nr; i++) losses.fraction[i] = counts[i] / counts[Nr];
   std::vector<double> mean_p(Nr, 0.0);
   for (int t = 0; t < N; t++) {
-    losses.z += (double)lse[t] * lse[t] / N;
-    for (int i = 0; i < Nr; i++) mean_p[i] += probs[(size_t)t * Nr + i] / N;
-    losses.fraction[depth[t]] += 1.0 / N;
+    losses.z += (double)lse[t] * lse[t] / N * mean_scale;
+    for (int i = 0; i < Nr; i++) mean_p[i] += probs[(size_t)t * Nr + i] / N * mean_scale;
   }
   for (int i = 0; i < Nr; i++) losses.balance += mean_p[i] * Nr * losses.fraction[i];
   return losses;
 }
 
 void token_route_backward(const Model& m, float* G, const float* h1, const float* probs, const float* lse,
-                          const std::vector<double>& fraction, double balance_scale, float* dprob, float* dh, int N) {
+                          const std::vector<double>& fraction, double balance_scale, double mean_scale, float* dprob,
+                          float* dh, int N) {
   const ModelConfig& c = m.config();
   int d = c.d_model, Nr = c.n_recursions;
   const float* W = m.weights(m.offsets().token_router);
   float* dW = G + m.offsets().token_router;
+  float z_scale = c.mor_z_loss * 2.0f * (float)mean_scale;
   for (int t = 0; t < N; t++) {
     float* dp = dprob + (size_t)t * Nr;
     const float* p = probs + (size_t)t * Nr;
-    for (int i = 0; i < Nr; i++) dp[i] += (float)(balance_scale * c.mor_balance_loss * Nr * fraction[i] / N);
+    for (int i = 0; i < Nr; i++)
+      dp[i] += (float)(balance_scale * c.mor_balance_loss * Nr * fraction[i] * mean_scale / N);
     float dot = 0;
     for (int i = 0; i < Nr; i++) dot += p[i] * dp[i];
     const float* h = h1 + (size_t)t * d;
     float* dht = dh + (size_t)t * d;
     for (int i = 0; i < Nr; i++) {
-      float dlogit = p[i] * (dp[i] - dot) + c.mor_z_loss * 2.0f * lse[t] * p[i] / N;
+      float dlogit = p[i] * (dp[i] - dot) + z_scale * lse[t] * p[i] / N;
       for (int k = 0; k < d; k++) dW[(size_t)i * d + k] += dlogit * h[k], dht[k] += dlogit * W[(size_t)i * d + k];
     }
   }

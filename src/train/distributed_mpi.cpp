@@ -112,15 +112,19 @@ int dist_default_threads() {
 }
 void dist_set_timeout(double seconds) { world.timeout_s = seconds; }
 
-void dist_allreduce_sum(float* data, size_t n, const std::string& what) {
+// Sum in place of n values of `type`, polled with the deadline.
+static void allreduce_sum(void* data, size_t n, MPI_Datatype type, const std::string& what) {
   if (world.size == 1) return;
   check(n <= (size_t)INT_MAX, what, ": ", n, " values exceed one MPI message");
   std::vector<int> buffer;
   std::vector<MPI_Request> arrivals = post_arrivals(buffer);
   MPI_Request op;
-  MPI_Iallreduce(MPI_IN_PLACE, data, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &op);
+  MPI_Iallreduce(MPI_IN_PLACE, data, (int)n, type, MPI_SUM, MPI_COMM_WORLD, &op);
   wait_collective(op, arrivals, what);
 }
+
+void dist_allreduce_sum(float* data, size_t n, const std::string& what) { allreduce_sum(data, n, MPI_FLOAT, what); }
+void dist_allreduce_sum(double* data, size_t n, const std::string& what) { allreduce_sum(data, n, MPI_DOUBLE, what); }
 
 void dist_allgather(const void* local, size_t bytes, void* all, const std::string& what) {
   if (world.size == 1) {

@@ -25,6 +25,7 @@ int dist_default_threads() { return std::max(1, (int)std::thread::hardware_concu
 void dist_set_timeout(double) {}
 
 void dist_allreduce_sum(float*, size_t, const std::string&) {}
+void dist_allreduce_sum(double*, size_t, const std::string&) {}
 
 void dist_allgather(const void* local, size_t bytes, void* all, const std::string&) {
   std::copy((const char*)local, (const char*)local + bytes, (char*)all);

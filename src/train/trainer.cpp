@@ -26,63 +26,77 @@ BatchSource text_batches(const std::vector<uint8_t>& text, const TrainConfig& c)
       [&text, c](int64_t step, int micro) { return sample_batch(text, c.batch_size, c.seq_len, c.seed, step, micro); };
 }
 
-EvalMetrics mor_eval_metrics(const std::vector<MorStats>& stats) {
+// MorStats as numbers that add up over batches and ranks: per step its active fraction and load, then aux, z,
+// balance, causal agreement and dead tokens.
+static size_t mor_slots(int steps) { return 2 * (size_t)steps + 5; }
+
+static void add_mor_stats(const MorStats& s, double* sum) {
+  size_t steps = s.active_fraction.size();
+  for (size_t r = 0; r < steps; r++) sum[2 * r] += s.active_fraction[r], sum[2 * r + 1] += s.depth_load[r];
+  double* tail = sum + 2 * steps;
+  tail[0] += s.aux_loss, tail[1] += s.z_loss, tail[2] += s.balance_loss, tail[3] += s.causal_agreement,
+      tail[4] += s.dead_token_ratio;
+}
+
+// Routing statistics from their means over a validation pass's forwards (add_mor_stats' layout).
+static EvalMetrics mor_eval_metrics(const double* mean, int steps) {
   EvalMetrics m;
-  if (stats.empty() || stats[0].active_fraction.empty()) return m;
-  double n = (double)stats.size();
-  size_t steps = stats[0].active_fraction.size();
-  for (size_t r = 0; r < steps; r++) {
-    double active = 0, load = 0;
-    for (const MorStats& s : stats) active += s.active_fraction[r] / n, load += s.depth_load[r] / n;
-    m.push_back({"mor_active_" + std::to_string(r), active});
-    m.push_back({"mor_load_" + std::to_string(r), load});
+  for (int r = 0; r < steps; r++) {
+    m.push_back({"mor_active_" + std::to_string(r), mean[2 * r]});
+    m.push_back({"mor_load_" + std::to_string(r), mean[2 * r + 1]});
   }
-  double aux = 0, z = 0, balance = 0, agree = 0, dead = 0;
-  for (const MorStats& s : stats)
-    aux += s.aux_loss / n, z += s.z_loss / n, balance += s.balance_loss / n, agree += s.causal_agreement / n,
-        dead += s.dead_token_ratio / n;
-  m.insert(m.end(), {{"mor_aux", aux},
-                     {"mor_z", z},
-                     {"mor_balance", balance},
-                     {"mor_causal_agreement", agree},
-                     {"mor_dead_tokens", dead}});
+  const double* tail = mean + 2 * steps;
+  m.insert(m.end(), {{"mor_aux", tail[0]},
+                     {"mor_z", tail[1]},
+                     {"mor_balance", tail[2]},
+                     {"mor_causal_agreement", tail[3]},
+                     {"mor_dead_tokens", tail[4]}});
   return m;
 }
 
 // The causal rule's routing beside top-k's (expert choice): its active fraction per step and its dead tokens.
-static EvalMetrics causal_routing_metrics(const std::vector<MorStats>& causal) {
+static EvalMetrics causal_routing_metrics(const double* mean, int steps) {
   EvalMetrics m;
-  for (const auto& [name, value] : mor_eval_metrics(causal))
+  for (const auto& [name, value] : mor_eval_metrics(mean, steps))
     if (name.rfind("mor_active_", 0) == 0 || name == "mor_dead_tokens") m.push_back({name + "_causal", value});
   return m;
 }
 
+// Of several ranks (docs/distributed.md) each validates batches rank, rank + ranks, ... and the sums are
+// all-reduced: every rank gets the means over all batches.
 Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConfig& c) {
   return [batch_at, c](TrainPass& pass) {
     const ModelConfig& config = pass.model().config();
     // expert choice also runs the causal rule that decoding uses, instead of the top-k over each whole window
     bool causal_too = config.mor_routing == MorRouting::expert;
-    double total = 0, ce = 0, causal = 0;
-    std::vector<MorStats> stats, causal_stats;
-    for (int i = 0; i < c.eval_batches; i++) {
+    int steps = config.mor() ? config.n_recursions : 0;
+    size_t routing = config.mor() ? mor_slots(steps) : 0;
+    std::vector<double> sums(3 + 2 * routing, 0.0);  // total loss, cross entropy, causal; routing; causal routing
+    for (int i = dist_rank(); i < c.eval_batches; i += dist_size()) {
       Batch batch = batch_at(i);
-      total += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      ce += pass.last_cross_entropy();
-      if (config.mor()) stats.push_back(pass.mor_stats());
+      sums[0] += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+      sums[1] += pass.last_cross_entropy();
+      if (config.mor()) add_mor_stats(pass.mor_stats(), &sums[3]);
       if (!causal_too) continue;
       pass.set_mor_causal_routing(true);
       pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      causal += pass.last_cross_entropy();
-      causal_stats.push_back(pass.mor_stats());
+      sums[2] += pass.last_cross_entropy();
+      add_mor_stats(pass.mor_stats(), &sums[3 + routing]);
       pass.set_mor_causal_routing(false);
     }
-    EvalMetrics m{{"val_loss", ce / c.eval_batches}};
-    if (total != ce) m.push_back({"val_total_loss", total / c.eval_batches});
-    EvalMetrics routing = mor_eval_metrics(stats);
-    m.insert(m.end(), routing.begin(), routing.end());
-    if (causal_too) m.push_back({"val_loss_causal", causal / c.eval_batches});
-    EvalMetrics causal_routing = causal_routing_metrics(causal_stats);
-    m.insert(m.end(), causal_routing.begin(), causal_routing.end());
+    dist_allreduce_sum(sums.data(), sums.size(), "the validation sums");
+    for (double& sum : sums) sum /= c.eval_batches;
+    EvalMetrics m{{"val_loss", sums[1]}};
+    if (sums[0] != sums[1]) m.push_back({"val_total_loss", sums[0]});
+    if (config.mor()) {
+      EvalMetrics mor = mor_eval_metrics(&sums[3], steps);
+      m.insert(m.end(), mor.begin(), mor.end());
+    }
+    if (causal_too) {
+      m.push_back({"val_loss_causal", sums[2]});
+      EvalMetrics causal = causal_routing_metrics(&sums[3 + routing], steps);
+      m.insert(m.end(), causal.begin(), causal.end());
+    }
     return m;
   };
 }
@@ -140,6 +154,7 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   m.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
   m.tokens_per_s = (double)totals.tokens / m.elapsed_s;
   m.flops = totals.flops;
+  m.reduce_s = totals.reduce_s;
   return m;
 }
 
@@ -242,6 +257,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
                           {"tokens_per_s", last.tokens_per_s},
                           {"seconds", last.elapsed_s},
                           {"flops", last.flops}};
+    if (dist_size() > 1) row["reduce_seconds"] = last.reduce_s;
     bool eval_now = (c.eval_every > 0 && last.step % c.eval_every == 0) || last.step == c.steps;
     EvalMetrics eval;
     if (eval_now && evaluate) {
