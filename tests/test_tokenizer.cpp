@@ -114,6 +114,11 @@ TEST(Tokenizer, CorruptedModelFileIsRefused) {
   std::string tail = write("tail.model", good + "\x0a");
   EXPECT_NE(error_of([&] { load_tokenizer(tail); }).find("from offset " + std::to_string(good.size())),
             std::string::npos);
+  // found by fuzz_tokenizer: well-framed pieces on which libsentencepiece's trie builder throws
+  std::string trie = write("trie.model", std::string("\x0a\x0e\x0a\x05<unk.\x15\0\0\0\0\x18\x02\x0a\x0c\x0a\x03\0\0\0"
+                                                     "\xe8\xfc\x36\x8c\x87\xd2\x38",
+                                                     30));
+  EXPECT_NE(error_of([&] { load_tokenizer(trie); }).find("is not a usable SentencePiece model"), std::string::npos);
   std::string empty = write("empty.model", "");
   EXPECT_NE(error_of([&] { load_tokenizer(empty); }).find("is empty"), std::string::npos);
   EXPECT_NE(error_of([&] { load_tokenizer(dir + "/missing.model"); }).find("missing.model"), std::string::npos);

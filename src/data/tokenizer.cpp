@@ -85,7 +85,13 @@ class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& model, const std::string& source) : serialized_(model) {
     check_model_framing(model, source);
-    auto status = sp_.LoadFromSerializedProto(model);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.LoadFromSerializedProto(model);
+    } catch (const std::exception& e) {  // its trie builder throws on some pieces (e.g. empty or repeated ones)
+      throw Error("tokenizer: " + source + " is not a usable SentencePiece model (" + e.what() +
+                  "); train one with recur tokenizer train");
+    }
     check(status.ok(), "tokenizer: ", source, " is not a SentencePiece model (", status.ToString(),
           "); train one with recur tokenizer train");
     build_tables(source);
