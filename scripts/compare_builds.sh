@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Behaviour check for refactors: trains small models of every family with two recur binaries (one thread,
-# same seeds) and compares their metrics (timings aside), final weights, samples and `recur serve` output.
+# same seeds) and compares their metrics (timings aside), final weights (tensor by tensor: names, dtypes, shapes and
+# bytes, so metadata such as the per-tensor checksums an older binary did not write does not count), samples and
+# `recur serve` output.
 # Usage: scripts/compare_builds.sh OLD_RECUR NEW_RECUR [WORK_DIR]; exits 1 on any difference.
 set -uo pipefail
 old=$1 new=$2 work=${3:-$(mktemp -d)}
@@ -16,6 +18,21 @@ families=(
 for i in $(seq 1 12); do echo "{\"prompt\": \"And God said $i\", \"max_new_tokens\": $((5 + i * 3))}"; done > requests.jsonl
 status=0
 same() { if cmp -s "$2" "$3"; then echo "  $1 identical"; else echo "  $1 DIFFER"; status=1; fi; }
+# The tensors of a safetensors file (8-byte little-endian header length, JSON header, data), one line per tensor:
+# name, dtype, shape and the SHA-256 of its bytes.
+tensors() {
+  python3 - "$1" << 'PY'
+import hashlib, json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    (n,) = struct.unpack("<Q", f.read(8))
+    header = json.loads(f.read(n))
+    data = f.read()
+for name in sorted(k for k in header if k != "__metadata__"):
+    t = header[name]
+    begin, end = t["data_offsets"]
+    print(name, t["dtype"], t["shape"], hashlib.sha256(data[begin:end]).hexdigest())
+PY
+}
 for family in "${families[@]}"; do
   name=${family%%|*}
   read -r -a args <<< "${family#*|}"
@@ -30,7 +47,10 @@ for family in "${families[@]}"; do
     tail -1 "$side.$name.log" > "$side.$name.sample"
   done
   same metrics "old.$name.metrics" "new.$name.metrics"
-  same weights "old.$name/step_00000012/model.safetensors" "new.$name/step_00000012/model.safetensors"
+  for side in old new; do
+    tensors "$side.$name/step_00000012/model.safetensors" > "$side.$name.tensors" || { echo "  $side weights unreadable"; status=1; }
+  done
+  same weights "old.$name.tensors" "new.$name.tensors"
   same sample "old.$name.sample" "new.$name.sample"
   same serve "old.$name.serve" "new.$name.serve"
 done

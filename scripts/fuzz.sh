@@ -9,7 +9,7 @@ CXX=clang++-14 cmake -S . -B build-fuzz -DRECUR_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWi
 nice -n 10 cmake --build build-fuzz -j2 > /dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in safetensors config train_state serve_request http_body gguf; do
+for target in safetensors config train_state serve_request http_body gguf shard shard_manifest tokenizer; do
   mkdir -p "$work/$target"  # new inputs go here, so the checked-in seeds stay small
   if ! build-fuzz/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$work/" "$work/$target" "tests/fuzz/corpus/$target" > "$work/$target.log" 2>&1; then

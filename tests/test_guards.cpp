@@ -108,12 +108,54 @@ TEST(Guards, ReadersRefuseNonFiniteWeightsAndBadMoments) {
   moments.add_f32("stranger", {1}, model.params.data());  // extra tensors are refused as in model.safetensors
   safetensors_write(saved + "/optimizer.safetensors", moments);
   message = error_of([&] { checkpoint_load_training(dir, model, opt, tc); });
-  EXPECT_NE(message.find("optimizer.safetensors: holds"), std::string::npos) << message;
+  EXPECT_NE(message.find("optimizer.safetensors holds " + std::to_string(8 * model.n_params() + 4) + " bytes"),
+            std::string::npos)
+      << message;
   // and nothing non-finite is ever written
   model.params[5] = INFINITY;
   message = error_of([&] { save_weights(model, dir + "/w.safetensors"); });
   EXPECT_NE(message.find("non-finite"), std::string::npos) << message;
   EXPECT_FALSE(fs::exists(dir + "/w.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST(Guards, ResumeOfAnotherModelIsRefusedBeforeReadingTensors) {
+  std::string dir = temp_dir("resumefits");
+  Model model(guard_model());
+  AdamW opt;
+  opt.init(model.n_params());
+  opt.step = 1;
+  std::string saved = checkpoint_save_training(dir, model, opt, TrainConfig{});
+  ModelConfig wider = guard_model();
+  wider.d_model = 64;
+  std::string message = error_of([&] { check_resume_fits(dir, Model(wider, ModelInit::zeros)); });
+  EXPECT_NE(message.find(saved + "/config.json differs from the model being trained"), std::string::npos) << message;
+  // moments of a smaller model under this config.json: refused from the file's size, naming both counts
+  Model narrow([] {
+    ModelConfig c = guard_model();
+    c.d_ff = 32;
+    return c;
+  }());
+  AdamW small;
+  small.init(narrow.n_params());
+  SafeTensors moments;
+  for (const ParamInfo& p : narrow.param_table()) moments.add_f32(p.name + ".exp_avg", p.shape, small.m.data());
+  for (const ParamInfo& p : narrow.param_table()) moments.add_f32(p.name + ".exp_avg_sq", p.shape, small.v.data());
+  safetensors_write(saved + "/optimizer.safetensors", moments);
+  message = error_of([&] { check_resume_fits(dir, model); });
+  EXPECT_NE(message.find("optimizer.safetensors holds " + std::to_string(8 * narrow.n_params()) + " bytes"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(std::to_string(model.n_params())), std::string::npos) << message;
+  std::ofstream(dir + "/latest", std::ios::binary) << std::string("step_1\n\0more", 12);  // a NUL in the pointer
+  message = error_of([&] { check_resume_fits(dir, model); });
+  EXPECT_NE(message.find("latest names \"step_1\\n\\u0000more\", which is not a checkpoint folder; point"),
+            std::string::npos)
+      << message;
+  std::ofstream(dir + "/latest") << fs::path(saved).filename().string() << "\n";
+  std::ofstream(saved + "/model.safetensors", std::ios::binary) << std::string(16, '\xff');
+  message = error_of([&] { check_resume_fits(dir, model); });
+  EXPECT_NE(message.find("model.safetensors: its header length"), std::string::npos) << message;
   fs::remove_all(dir);
 }
 

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/json_read.h"
+#include "io/checksum.h"
 #include "recur/error.h"
 #include "recur/shards.h"
 #include "recur/train.h"
@@ -151,8 +153,44 @@ TEST(Shards, DamagedShardsAreRefused) {
   EXPECT_NE(damaged("vocab", [](const std::string& f) { patch(f, 16, std::string("\x00\x02", 2)); }).find("differ"),
             std::string::npos);
   EXPECT_NE(damaged("gone", [](const std::string& f) { fs::remove(f); }).find("cannot open shard"), std::string::npos);
+  std::string folder = damaged("folder", [](const std::string& f) { fs::remove(f), fs::create_directory(f); });
+  EXPECT_NE(folder.find("train_00000.bin\": it is not a regular file"), std::string::npos) << folder;
+  // a token past the vocabulary with a matching checksum (or the checksum skipped) is still refused, naming it
+  std::string high = damaged("token", [](const std::string& f) {
+    patch(f, kShardHeaderBytes + 2 * 7, std::string("\x00\x01", 2));  // token 7 := 256
+    std::string bytes = read_file_checked(f, 1 << 20);
+    uint64_t sum = fnv1a64(bytes.data() + kShardHeaderBytes, bytes.size() - kShardHeaderBytes);
+    std::string field(8, '\0');
+    for (int i = 0; i < 8; i++) field[i] = (char)(sum >> (8 * i));
+    patch(f, 40, field);
+  });
+  EXPECT_NE(high.find("train_00000.bin: token 7 is outside the header's vocabulary of 256"), std::string::npos) << high;
+  auto manifest_with = [&](const std::string& name, const std::string& from, const std::string& to) {
+    fs::copy(dir + "/clean", dir + "/" + name);
+    std::string text = read_file_checked(dir + "/clean/manifest.json", 1 << 20);
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    std::ofstream(dir + "/" + name + "/manifest.json") << text.replace(at, from.size(), to);
+    return error_of([&] { ShardFolder::open(dir + "/" + name); });
+  };
+  // 2^32 + 256 was read as 256 before the range check
+  EXPECT_NE(manifest_with("wide", "\"vocab_size\": 256", "\"vocab_size\": 4294967552").find("not a version 1 shard"),
+            std::string::npos);
+  EXPECT_NE(manifest_with("eos", "\"eos\": 0", "\"eos\": -1").find("not a version 1 shard"), std::string::npos);
   EXPECT_NE(error_of([&] { ShardFolder::open(dir); }).find("not a folder written by recur data prepare"),
             std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Shards, SymlinkLoopIsAnErrorNamingThePath) {
+  std::string dir = temp_dir("shards_loop");
+  fs::create_symlink(dir + "/loop", dir + "/loop");
+  std::unique_ptr<Tokenizer> bytes = make_byte_tokenizer();
+  std::string prepare = error_of([&] { prepare_shards({dir + "/loop"}, *bytes, dir + "/out", PrepareOptions{}); });
+  EXPECT_NE(prepare.find("cannot examine \"" + dir + "/loop\""), std::string::npos) << prepare;
+  EXPECT_FALSE(is_shard_folder(dir + "/loop"));
+  std::string corpus = error_of([&] { TextCorpus::load(dir + "/loop", 0.1); });
+  EXPECT_NE(corpus.find("cannot examine \"" + dir + "/loop\""), std::string::npos) << corpus;
   fs::remove_all(dir);
 }
 

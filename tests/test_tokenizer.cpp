@@ -105,6 +105,20 @@ TEST(Tokenizer, CorruptedModelFileIsRefused) {
   EXPECT_NE(error_of([&] { load_tokenizer(truncated); }).find("is not a SentencePiece model"), std::string::npos);
   std::string garbage = write("garbage.model", std::string(500, '\x7f'));
   EXPECT_NE(error_of([&] { load_tokenizer(garbage); }).find("is not a SentencePiece model"), std::string::npos);
+  // framing checked before libsentencepiece sees the bytes: a field that runs past the end, a wrong first field
+  std::string overlong = write("overlong.model", std::string("\x0a\xff\xff\x03", 4) + good.substr(4, 100));
+  EXPECT_NE(error_of([&] { load_tokenizer(overlong); }).find("from offset 0 are not a model field"), std::string::npos);
+  std::string spec_first = write("spec_first.model", std::string("\x12\x00", 2) + good);
+  EXPECT_NE(error_of([&] { load_tokenizer(spec_first); }).find("from offset 0 are not a model field"),
+            std::string::npos);
+  std::string tail = write("tail.model", good + "\x0a");
+  EXPECT_NE(error_of([&] { load_tokenizer(tail); }).find("from offset " + std::to_string(good.size())),
+            std::string::npos);
+  // found by fuzz_tokenizer: well-framed pieces on which libsentencepiece's trie builder throws
+  std::string trie = write("trie.model", std::string("\x0a\x0e\x0a\x05<unk.\x15\0\0\0\0\x18\x02\x0a\x0c\x0a\x03\0\0\0"
+                                                     "\xe8\xfc\x36\x8c\x87\xd2\x38",
+                                                     30));
+  EXPECT_NE(error_of([&] { load_tokenizer(trie); }).find("is not a usable SentencePiece model"), std::string::npos);
   std::string empty = write("empty.model", "");
   EXPECT_NE(error_of([&] { load_tokenizer(empty); }).find("is empty"), std::string::npos);
   EXPECT_NE(error_of([&] { load_tokenizer(dir + "/missing.model"); }).find("missing.model"), std::string::npos);

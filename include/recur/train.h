@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <vector>
@@ -167,6 +168,8 @@ struct RunTotals {
   double seconds = 0, flops = 0;
 };
 RunTotals read_run_totals(const std::string& out_dir);
+// out_dir/metrics.jsonl opened for appending; an unterminated last row (a kill mid-write) is dropped first.
+void open_metrics_for_append(const std::string& out_dir, std::ofstream& metrics);
 
 // The whole run: resumes if asked, trains to config.steps, validates, checkpoints. Returns the last metrics.
 StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource& batches, const Evaluator& evaluate,

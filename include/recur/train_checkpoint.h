@@ -21,6 +21,11 @@ struct TrainExtras {
 std::string checkpoint_save_training(const std::string& out_dir, const Model& model, const AdamW& opt,
                                      const TrainConfig& train_config, const TrainExtras& extras = {});
 
+// The checks of a resume that need no tensor read: checkpoint `path` has config.json equal to model's config and
+// optimizer state, and its safetensors files hold as many tensor bytes as that config's parameters (an Error
+// naming the file and the fix otherwise). train_run calls it before allocating the optimizer and activations.
+void check_resume_fits(const std::string& path, const Model& model);
+
 // Weights, optimizer moments and step, the training settings and (when asked) the extras, for --resume. The
 // checkpoint's config.json must match the model's config.
 void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config,

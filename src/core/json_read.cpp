@@ -2,6 +2,7 @@
 // (docs/design.md, "Conventions": bad input is a recur::Error naming the problem and the fix, never a crash).
 #include "core/json_read.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -61,6 +62,24 @@ std::string read_file_checked(const std::string& path, uint64_t max_bytes) {
   in.read(bytes.data(), (std::streamsize)size);
   check((uint64_t)in.gcount() == size, "cannot read \"", path, "\" completely (it changed while being read?)");
   return bytes;
+}
+
+bool path_exists(const std::string& path) {
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (status.type() == fs::file_type::not_found) return false;
+  check(!ec, "cannot examine \"", path, "\": ", ec.message(), "; fix the path (or the symbolic link it names)");
+  return true;
+}
+
+std::vector<std::string> regular_files_below(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file(ec) && !ec) files.push_back(it->path().string());
+  check(!ec, "cannot list the folder \"", dir, "\": ", ec.message(), "; fix its permissions or give its files");
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 }  // namespace recur

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace recur {
 
@@ -26,5 +27,11 @@ uint64_t checked_file_size(const std::string& path, uint64_t max_bytes);
 // The whole of a regular file of at most max_bytes; a missing file, a directory or a larger file is an Error naming
 // the path.
 std::string read_file_checked(const std::string& path, uint64_t max_bytes);
+
+// Whether `path` exists; a path that cannot be examined (a symlink loop, a component that is not a folder) is an
+// Error naming it, never a std::filesystem exception.
+bool path_exists(const std::string& path);
+// The regular files below folder `dir`, in sorted path order; a subfolder that cannot be read is an Error naming it.
+std::vector<std::string> regular_files_below(const std::string& dir);
 
 }  // namespace recur

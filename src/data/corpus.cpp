@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/json_read.h"
 #include "recur/data.h"
 #include "recur/error.h"
 #include "recur/rng.h"
@@ -48,15 +49,11 @@ TextCorpus TextCorpus::load(const std::string& path, double val_fraction) {
   TextCorpus corpus;
   corpus.source = path;
   std::string real = path == kBuiltinCorpus ? builtin_corpus_path() : path;
-  check(fs::exists(real), "data: \"", path, "\" does not exist; give a text file, a folder of text files or ",
+  check(path_exists(real), "data: \"", path, "\" does not exist; give a text file, a folder of text files or ",
         kBuiltinCorpus);
   std::vector<uint8_t> text;
   if (fs::is_directory(real)) {
-    std::vector<std::string> files;
-    for (const auto& entry : fs::recursive_directory_iterator(real))
-      if (entry.is_regular_file()) files.push_back(entry.path().string());
-    std::sort(files.begin(), files.end());
-    for (const std::string& f : files) {
+    for (const std::string& f : regular_files_below(real)) {
       std::vector<uint8_t> bytes = read_file_bytes(f);
       text.insert(text.end(), bytes.begin(), bytes.end());
     }

@@ -60,16 +60,12 @@ void for_each_document(const std::vector<std::string>& inputs, const DocumentOpt
   check(options.unit == "file" || options.unit == "paragraph", "data: unknown document unit \"", options.unit,
         "\"; use file or paragraph");
   for (const std::string& input : inputs) {
-    check(fs::exists(input), "data: \"", input, "\" does not exist; give text files, folders or JSONL files");
+    check(path_exists(input), "data: \"", input, "\" does not exist; give text files, folders or JSONL files");
     if (!fs::is_directory(input)) {
       file_documents(input, options, fn);
       continue;
     }
-    std::vector<std::string> files;
-    for (const auto& entry : fs::recursive_directory_iterator(input))
-      if (entry.is_regular_file()) files.push_back(entry.path().string());
-    std::sort(files.begin(), files.end());
-    for (const std::string& f : files) file_documents(f, options, fn);
+    for (const std::string& f : regular_files_below(input)) file_documents(f, options, fn);
   }
 }
 

@@ -19,6 +19,20 @@ namespace recur {
 
 namespace fs = std::filesystem;
 
+// The little-endian token of `width` (2 or 4) bytes at p.
+static uint32_t token_at(const uint8_t* p, uint32_t width) {
+  return width == 2 ? (uint32_t)(p[0] | p[1] << 8) : (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+// The index of the first of `count` little-endian tokens of `width` bytes at `tokens` that is >= vocab_size, or
+// count when there is none.
+static uint64_t first_token_outside(const uint8_t* tokens, uint64_t count, uint32_t width, uint32_t vocab_size) {
+  for (uint64_t i = 0; i < count; i++) {
+    if (token_at(tokens + i * width, width) >= vocab_size) return i;
+  }
+  return count;
+}
+
 ShardStream::ShardStream(const std::vector<std::string>& files, const ShardHeader& expected)
     : token_bytes_(expected.token_bytes) {
   bool verify = std::getenv("RECUR_SKIP_CHECKSUMS") == nullptr;
@@ -31,9 +45,10 @@ ShardStream::ShardStream(const std::vector<std::string>& files, const ShardHeade
 }
 
 void ShardStream::map_file(const std::string& file, const ShardHeader& expected, bool verify) {
+  check(path_exists(file), "data: cannot open shard ", file, "; prepare the folder again with recur data prepare");
+  size_t bytes = (size_t)checked_file_size(file, ~uint64_t(0));  // a regular file
   int fd = ::open(file.c_str(), O_RDONLY);
   check(fd >= 0, "data: cannot open shard ", file, "; prepare the folder again with recur data prepare");
-  size_t bytes = (size_t)fs::file_size(file);
   if (bytes < kShardHeaderBytes) {
     ::close(fd);
     decode_shard_header(nullptr, bytes, file);  // throws: the file is truncated
@@ -53,6 +68,10 @@ void ShardStream::map_file(const std::string& file, const ShardHeader& expected,
   check(!verify || fnv1a64(files_.back().base + kShardHeaderBytes, body) == h.checksum, file,
         ": the tokens' checksum differs from the header's; the file is damaged: prepare the shards again "
         "(RECUR_SKIP_CHECKSUMS=1 skips the check)");
+  uint64_t bad =
+      first_token_outside(files_.back().base + kShardHeaderBytes, h.token_count, h.token_bytes, h.vocab_size);
+  check(bad == h.token_count, file, ": token ", bad, " is outside the header's vocabulary of ", h.vocab_size,
+        "; the file is damaged: prepare the shards again");
   files_.back().count = h.token_count;
   total_ += h.token_count;
 }
@@ -81,12 +100,14 @@ void ShardStream::read(uint64_t start, size_t n, int32_t* out) const {
   for (size_t i = 0; i < n; i++, start++) {
     while (start >= files_[f].first + files_[f].count) f++;
     const uint8_t* p = files_[f].base + kShardHeaderBytes + (start - files_[f].first) * token_bytes_;
-    out[i] = token_bytes_ == 2 ? (int32_t)(p[0] | p[1] << 8)
-                               : (int32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24);
+    out[i] = (int32_t)token_at(p, token_bytes_);
   }
 }
 
-bool is_shard_folder(const std::string& path) { return fs::is_regular_file(fs::path(path) / kShardManifest); }
+bool is_shard_folder(const std::string& path) {
+  std::error_code ec;  // a path that cannot be examined is not one; its reader then names the problem
+  return fs::is_regular_file(fs::path(path) / kShardManifest, ec);
+}
 
 // The shard files a manifest lists for one split, each entry checked for its form.
 static std::vector<std::string> split_files(const nlohmann::json& manifest, const char* split, const std::string& dir,
@@ -111,9 +132,12 @@ ShardFolder ShardFolder::open(const std::string& dir) {
         "; it is not a folder written by recur data prepare");
   std::string text = read_file_checked(path, uint64_t(64) << 20);
   nlohmann::json manifest = parse_json_strict(text, path, uint64_t(64) << 20);
-  check(manifest.is_object() && manifest.value("version", 0) == (int)kShardVersion && manifest.contains("vocab_size") &&
-            manifest["vocab_size"].is_number_integer() && manifest.contains("eos") &&
-            manifest["eos"].is_number_integer(),
+  auto integer_in = [&](const char* key, int64_t lo, int64_t hi) {
+    return manifest.contains(key) && manifest[key].is_number_integer() && manifest[key].get<int64_t>() >= lo &&
+           manifest[key].get<int64_t>() <= hi;
+  };
+  check(manifest.is_object() && integer_in("version", kShardVersion, kShardVersion) &&
+            integer_in("vocab_size", 1, int64_t(1) << 30) && integer_in("eos", 0, int64_t(1) << 30),
         path, ": not a version ", kShardVersion, " shard manifest with vocab_size and eos; prepare the folder again");
   ShardFolder folder;
   folder.dir = dir;
@@ -122,7 +146,7 @@ ShardFolder ShardFolder::open(const std::string& dir) {
   folder.fingerprint = hex64(fnv1a64(text.data(), text.size()));
   std::string tokenizer_path = dir + "/" + kTokenizerFile;
   std::unique_ptr<Tokenizer> tokenizer =
-      fs::exists(tokenizer_path) ? load_tokenizer(tokenizer_path) : make_byte_tokenizer();
+      path_exists(tokenizer_path) ? load_tokenizer(tokenizer_path) : make_byte_tokenizer();
   folder.tokenizer_model = tokenizer->serialized();
   std::string want = manifest.value("tokenizer_checksum", std::string());
   check(hex64(fnv1a64(folder.tokenizer_model.data(), folder.tokenizer_model.size())) == want, dir, ": ", kTokenizerFile,

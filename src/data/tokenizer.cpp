@@ -6,10 +6,7 @@
 
 #include <sentencepiece_processor.h>
 
-#include <filesystem>
-
 #include "core/json_read.h"
-#include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
 
@@ -57,10 +54,44 @@ size_t utf8_sequence_length(std::string_view text, size_t i) {
   return n;
 }
 
+// The varint at model[at] (advancing `at`), or false when it runs past the end or over 10 bytes.
+bool read_varint(std::string_view model, size_t& at, uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 70 && at < model.size(); shift += 7) {
+    uint8_t byte = (uint8_t)model[at++];
+    value |= (uint64_t)(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
+
+// The framing of a serialized SentencePiece ModelProto, checked before libsentencepiece sees the bytes: a list of
+// length-delimited fields 1..5 (pieces first, then trainer, normalizer, self-test and denormalizer specs), each
+// inside the file. The fields' contents are left to SentencePiece's own parser.
+void check_model_framing(std::string_view model, const std::string& source) {
+  size_t at = 0;
+  while (at < model.size()) {
+    size_t field_at = at;
+    uint64_t key = 0, length = 0;
+    bool framed = read_varint(model, at, key) && (key & 7) == 2 && (key >> 3) >= 1 && (key >> 3) <= 5 &&
+                  (field_at > 0 || key >> 3 == 1) && read_varint(model, at, length) && length <= model.size() - at;
+    check(framed, "tokenizer: ", source, " is not a SentencePiece model (its bytes from offset ", field_at,
+          " are not a model field); train one with recur tokenizer train");
+    at += length;
+  }
+}
+
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& model, const std::string& source) : serialized_(model) {
-    auto status = sp_.LoadFromSerializedProto(model);
+    check_model_framing(model, source);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.LoadFromSerializedProto(model);
+    } catch (const std::exception& e) {  // its trie builder throws on some pieces (e.g. empty or repeated ones)
+      throw Error("tokenizer: " + source + " is not a usable SentencePiece model (" + e.what() +
+                  "); train one with recur tokenizer train");
+    }
     check(status.ok(), "tokenizer: ", source, " is not a SentencePiece model (", status.ToString(),
           "); train one with recur tokenizer train");
     build_tables(source);
@@ -175,22 +206,6 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec) {
   std::string model = read_file_checked(spec, kMaxTokenizerBytes);
   check(!model.empty(), "tokenizer: ", spec, " is empty; give a SentencePiece .model file or byte");
   return tokenizer_from_serialized(model, spec);
-}
-
-std::unique_ptr<Tokenizer> checkpoint_tokenizer(const std::string& checkpoint, int model_vocab_size) {
-  std::string path = checkpoint_resolve(checkpoint) + "/" + kTokenizerFile;
-  if (!std::filesystem::exists(path)) {
-    check(model_vocab_size >= 256, checkpoint, ": the model's vocab_size is ", model_vocab_size,
-          " and the checkpoint has no ", kTokenizerFile,
-          ", so its text is byte-level, which needs vocab_size >= 256; "
-          "copy the tokenizer.model it was trained with into the checkpoint folder");
-    return make_byte_tokenizer();
-  }
-  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(path);
-  check(tokenizer->vocab_size() == model_vocab_size, path, " has ", tokenizer->vocab_size(),
-        " pieces but the model's vocab_size is ", model_vocab_size,
-        "; the tokenizer belongs to another model: copy the one the model was trained with");
-  return tokenizer;
 }
 
 void save_tokenizer(const Tokenizer& tokenizer, const std::string& dir) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "core/json_read.h"
 #include "recur/error.h"
 #include "recur/safetensors.h"
 
@@ -111,7 +112,7 @@ std::string checkpoint_save_model(const std::string& out_dir, const Model& model
 }
 
 std::string checkpoint_resolve(const std::string& path) {
-  check(fs::exists(path), "checkpoint: \"", path, "\" does not exist; give a checkpoint folder or a training out_dir");
+  check(path_exists(path), "checkpoint: \"", path, "\" does not exist; give a checkpoint folder or a training out_dir");
   if (fs::exists(path + "/model.safetensors")) return path;  // a directory there fails when it is read, naming it
   if (fs::exists(path + "/latest")) {
     std::string name = read_file_text(path + "/latest", 4096);
@@ -120,9 +121,8 @@ std::string checkpoint_resolve(const std::string& path) {
     bool plain =
         !name.empty() && name.size() <= 64 && name[0] != '.' &&
         std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum((unsigned char)ch) || ch == '_'; });
-    check(plain && fs::exists(path + "/" + name + "/model.safetensors"), "checkpoint: ", path, "/latest names \"",
-          plain ? name : name.substr(0, 24) + "...",
-          "\", which is not a checkpoint folder; point --resume at a step_* folder");
+    check(plain && fs::exists(path + "/" + name + "/model.safetensors"), "checkpoint: ", path, "/latest names ",
+          brief_json(name), ", which is not a checkpoint folder; point --resume at a step_* folder");
     return path + "/" + name;
   }
   throw Error("checkpoint: \"" + path +

@@ -3,6 +3,7 @@
 #include "recur/train_checkpoint.h"
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/config_keys.h"
@@ -82,17 +83,44 @@ static void load_optimizer_moments(const std::string& dir, const Model& model, A
   }
 }
 
-void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config,
-                              TrainExtras* extras) {
+// The bytes of tensor data in the safetensors file `path`: its size less the 8-byte header length and the header,
+// from the first 8 bytes alone.
+static uint64_t safetensors_data_bytes(const std::string& path) {
+  uint64_t size = checked_file_size(path, ~uint64_t(0)), header = 0;
+  std::ifstream in(path, std::ios::binary);
+  uint8_t length[8] = {};
+  check(size >= 8 && in.read((char*)length, 8).good(), path, ": ", size,
+        " bytes, too short for a safetensors file; the checkpoint is damaged: resume from an earlier one");
+  for (int i = 0; i < 8; i++) header |= (uint64_t)length[i] << (8 * i);
+  check(header <= size - 8, path, ": its header length ", header, " exceeds the file's ", size,
+        " bytes; the checkpoint is damaged: resume from an earlier one");
+  return size - 8 - header;
+}
+
+void check_resume_fits(const std::string& path, const Model& model) {
   std::string dir = checkpoint_resolve(path);
-  SafeTensors weights = safetensors_read(dir + "/model.safetensors");
-  ModelConfig saved = checkpoint_config(dir, weights);
-  check(model_config_to_json(saved) == model_config_to_json(model.config()),
-        "resume: the checkpoint's config.json differs from the model being trained; resume with the checkpoint's "
-        "config");
-  load_weights(model, weights, dir + "/model.safetensors");
+  check(model_config_to_json(model_config_from_file(dir + "/config.json")) == model_config_to_json(model.config()),
+        "resume: ", dir, "/config.json differs from the model being trained; resume with the checkpoint's config");
   check(fs::exists(dir + "/optimizer.safetensors") && fs::exists(dir + "/train_state.json"), "resume: ", dir,
         " has no optimizer state (weights only); start a new run from it instead of resuming");
+  uint64_t weights = safetensors_data_bytes(dir + "/model.safetensors"), params = model.n_params();
+  check(weights >= 4 * params, dir, "/model.safetensors holds ", weights, " bytes of tensors, fewer than the ",
+        4 * params, " of this config's ", params,
+        " F32 parameters; the weights belong to another model or are "
+        "damaged: resume from the checkpoint they were trained with");
+  uint64_t moments = safetensors_data_bytes(dir + "/optimizer.safetensors");
+  check(moments == 8 * params, dir, "/optimizer.safetensors holds ", moments, " bytes of tensors, not the ", 8 * params,
+        " of two F32 moments per parameter of this config's ", params, "; the file belongs to another ",
+        "model or is damaged: resume from an earlier checkpoint");
+}
+
+void checkpoint_load_training(const std::string& path, Model& model, AdamW& opt, TrainConfig& train_config,
+                              TrainExtras* extras) {
+  check_resume_fits(path, model);  // before any tensor is read
+  std::string dir = checkpoint_resolve(path);
+  SafeTensors weights = safetensors_read(dir + "/model.safetensors");
+  checkpoint_config(dir, weights);  // config.json agrees with the weights' metadata
+  load_weights(model, weights, dir + "/model.safetensors");
   TrainExtras found;
   load_train_state(dir, opt, train_config, found.data_position);
   load_optimizer_moments(dir, model, opt);

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -168,25 +167,6 @@ static std::string format_duration(double seconds) {
   return buf;
 }
 
-RunTotals read_run_totals(const std::string& out_dir) {
-  std::string path = out_dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  check(in.good(), "cannot read " + path + "; is " + out_dir + " a training --out folder?");
-  std::map<int64_t, std::pair<double, double>> per_step;  // step -> (seconds, flops)
-  std::string line;
-  for (int line_no = 1; std::getline(in, line); line_no++) {
-    if (line.empty()) continue;
-    nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
-    check(!row.is_discarded() && row.contains("step"),
-          path + " line " + std::to_string(line_no) + " is not a metrics row; the file is damaged");
-    per_step[row["step"].get<int64_t>()] = {row.value("seconds", 0.0), row.value("flops", 0.0)};
-  }
-  RunTotals totals;
-  totals.steps = (int64_t)per_step.size();
-  for (const auto& [step, v] : per_step) totals.seconds += v.first, totals.flops += v.second;
-  return totals;
-}
-
 // Weights, moments and step from opts.resume_from; the settings that shape the trajectory, the tokenizer and the
 // data must be the checkpoint's (steps may be extended); the data position continues from the checkpoint's.
 static void resume_run(Model& model, AdamW& opt, const TrainConfig& c, const TrainOptions& opts, bool quiet) {
@@ -220,6 +200,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   config.check_acts_on(model.config());
   std::optional<RunLock> lock;  // one writer per run folder (rank 0 of several), from before a resume reads it
   if (dist_rank() == 0) lock.emplace(opts.out_dir);
+  if (!opts.resume_from.empty()) check_resume_fits(opts.resume_from, model);
   check_training_memory(model, config);
   check(config.seq_len <= model.config().max_seq_len,
         "train: seq_len " + std::to_string(config.seq_len) + " exceeds the model's max_seq_len " +
@@ -234,8 +215,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   std::ofstream metrics;
   if (writer) {
     std::filesystem::create_directories(opts.out_dir);
-    metrics.open(opts.out_dir + "/metrics.jsonl", std::ios::app);
-    check(metrics.good(), "train: cannot write " + opts.out_dir + "/metrics.jsonl");
+    open_metrics_for_append(opts.out_dir, metrics);
   }
   DataParallel parallel(model, c);
   StepMetrics last;
