@@ -21,12 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-#define EXPECT_ERROR(statement, fragment)                                           \
-  do {                                                                              \
-    std::string message = error_of([&] { statement; });                             \
-    EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message; \
-  } while (0)
-
 ModelConfig small() {
   ModelConfig c;
   c.d_model = 16, c.n_heads = 2, c.n_kv_heads = 1, c.d_ff = 24, c.n_layers = 2, c.max_seq_len = 16;

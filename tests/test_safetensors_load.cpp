@@ -16,12 +16,6 @@ using namespace recur;
 
 namespace {
 
-#define EXPECT_ERROR(statement, fragment)                                           \
-  do {                                                                              \
-    std::string message = error_of([&] { statement; });                             \
-    EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message; \
-  } while (0)
-
 // A file of the given header JSON text and data bytes.
 std::vector<uint8_t> file_of(const std::string& header, const std::vector<uint8_t>& data) {
   std::vector<uint8_t> file(8);

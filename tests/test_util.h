@@ -19,6 +19,13 @@ inline std::string error_of(const std::function<void()>& fn) {
   return "(no error)";
 }
 
+// Expects `statement` to throw a recur::Error whose message holds `fragment` (gtest's EXPECT_NE, printing it).
+#define EXPECT_ERROR(statement, fragment)                                           \
+  do {                                                                              \
+    std::string message = error_of([&] { statement; });                             \
+    EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message; \
+  } while (0)
+
 // A fresh, empty scratch folder for one test (name and pid keep parallel runs apart).
 inline std::string temp_dir(const std::string& name) {
   std::string dir =

@@ -173,6 +173,9 @@ uint64_t safetensors_header_length(const uint8_t* first8, uint64_t file_size, co
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | first8[i];
   if (header_len > file_size - 8) fail("header length " + std::to_string(header_len) + " exceeds the file size");
+  // before any buffer of that length is made (the file loader reads the header into one)
+  if (header_len > kMaxHeaderBytes)
+    fail("header of " + std::to_string(header_len) + " bytes exceeds the limit of " + std::to_string(kMaxHeaderBytes));
   return header_len;
 }
 

@@ -105,6 +105,12 @@ std::vector<std::vector<int32_t>> stop_field(const json& j) {
   return stop;
 }
 
+json usage_json(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+}
+
 }  // namespace
 
 json error_json(const ApiError& e) {
@@ -160,12 +166,6 @@ std::vector<int32_t> parse_detokenize(const std::string& body, const ModelConfig
   const json* v = field(j, "tokens");
   if (!v || !v->is_array()) fail("tokens", "'tokens' must be an array of token ids", "invalid_type");
   return token_array(*v, "tokens", config.vocab_size);
-}
-
-json usage_json(const Usage& u) {
-  return {{"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }
 
 json completion_json(const std::string& id, const std::string& model, int64_t created, const std::string& text,

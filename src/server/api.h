@@ -48,7 +48,6 @@ std::vector<int32_t> text_to_tokens(const std::string& text);
 struct Usage {
   int prompt_tokens = 0, completion_tokens = 0;
 };
-nlohmann::json usage_json(const Usage& u);
 // A text_completion object, or (chunk) one server-sent event's object; finish_reason null while streaming.
 nlohmann::json completion_json(const std::string& id, const std::string& model, int64_t created,
                                const std::string& text, const char* finish_reason);
