@@ -12,16 +12,19 @@ evaluates a subset (two 1-thread processes on disjoint subsets); `--no_eval` onl
 the report from what exists.
 """
 import argparse
+import array
 import fcntl
 import json
 import os
 import re
 import shlex
+import struct
 import subprocess
 import sys
 import time
 
-from lm_study_analysis import category_scores, family_fits, fit_lines, isoplot_svg, paper_table, percent_gap
+from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_lines, isoplot_svg, paper_table, \
+    percent_gap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -160,6 +163,21 @@ def training_summary(run_dir):
     return params, mflops * 1e6, max(rows), sum(r["seconds"] for r in rows.values())
 
 
+def layer_weights(path):
+    """The per-layer weights of a model.safetensors (little-endian F32, docs/design.md): [{group: array}]."""
+    with open(path, "rb") as f:
+        header_len = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(header_len))
+        data = f.read()
+    layers = {}
+    for name, t in header.items():
+        match = re.fullmatch(r"model\.layers\.(\d+)\.(.+)\.weight", name)
+        if match and t["dtype"] == "F32":
+            begin, end = t["data_offsets"]
+            layers.setdefault(int(match[1]), {})[match[2]] = array.array("f", data[begin:end])
+    return [layers[i] for i in sorted(layers)]
+
+
 def collect(args, runs, category_of):
     """The finished runs with their evaluated checkpoints: name -> the fields the analysis functions read."""
     models = {}
@@ -183,6 +201,9 @@ def collect(args, runs, category_of):
                         "family": spec["family"], "params": params, "flops_per_token": flops, "steps": steps,
                         "train_seconds": seconds, "val_nll": checkpoints[-1]["val_nll"],
                         "final": checkpoints[-1]["categories"], "checkpoints": checkpoints}
+        if name.startswith(f"{args.k * args.L}x1"):  # the regularizer's twins: how alike are their k-layer blocks
+            weights = layer_weights(os.path.join(run_dir, f"step_{args.steps:08d}", "model.safetensors"))
+            models[name]["cross_block_cosine"] = cross_block_cosine(weights, args.k)
     return models
 
 
@@ -205,7 +226,9 @@ def regularizer_lines(models, categories, k, L):
     if not (plain and reg):
         return ["(the regularized model or its twin has not finished)"]
     lines = [f"| | {plain['label']} | {reg['label']} | reg − plain |", "|---|---|---|---|",
-             f"| val log-ppl | {plain['val_nll']:.4f} | {reg['val_nll']:.4f} | {reg['val_nll'] - plain['val_nll']:+.4f} |"]
+             f"| val log-ppl | {plain['val_nll']:.4f} | {reg['val_nll']:.4f} | {reg['val_nll'] - plain['val_nll']:+.4f} |",
+             f"| cross-block cosine (k = {k}) | {plain['cross_block_cosine']:.3f} | {reg['cross_block_cosine']:.3f} | "
+             f"{reg['cross_block_cosine'] - plain['cross_block_cosine']:+.3f} |"]
     for c in categories:
         (a, sa), (b, sb) = plain["final"][c], reg["final"][c]
         lines.append(f"| {c} | {100 * a:.1f} ± {100 * sa:.1f} | {100 * b:.1f} ± {100 * sb:.1f} | "

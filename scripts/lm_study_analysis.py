@@ -170,3 +170,21 @@ def isoplot_svg(title, curves, width=560, height=380):
                    f'<text x="{right + 35}" y="{y + 4}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    norm = math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+    return dot / norm if norm > 0 else 0.0
+
+
+def cross_block_cosine(layers, k):
+    """The looping regularizer's similarity (SPEC §2): the mean over parameter groups of the mean cosine between
+    layer i·k+j and (i+1)·k+j (the L-k pairs of consecutive k-layer blocks). layers: one {group: flat weights} per
+    layer; 1.0 for a model whose blocks are identical (a looped model's weights)."""
+    n = len(layers)
+    if k <= 0 or n % k or n // k < 2:
+        raise ValueError(f"{n} layers do not form at least two blocks of {k}")
+    pairs = [(l, l + k) for l in range(n - k)]
+    per_group = [sum(cosine(layers[a][g], layers[b][g]) for a, b in pairs) / len(pairs) for g in sorted(layers[0])]
+    return sum(per_group) / len(per_group)

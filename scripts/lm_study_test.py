@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """ctest `lm_study_analysis`: the LM study's analysis (scripts/lm_study_analysis.py, the %Gap and report parts of
 scripts/lm_study.py) on hand-made `recur eval --fewshot --json` outputs, against values computed by hand."""
+import json
 import math
 import os
+import struct
 import sys
+import tempfile
 import unittest
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lm_study  # noqa: E402
-from lm_study_analysis import category_scores, family_fits, fit_log_depth, isoplot_svg, paper_table, \
+from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_log_depth, isoplot_svg, paper_table, \
     percent_gap  # noqa: E402
 
 CATEGORY_OF = {"primitives_math_d0": "primitives", "primitives_code_d0": "primitives", "closed_book_qa": "closed_book_qa",
@@ -120,6 +123,28 @@ class Report(unittest.TestCase):
         polylines = root.findall("{http://www.w3.org/2000/svg}polyline")
         self.assertEqual(len(polylines), 2)
         self.assertEqual(len(polylines[0].get("points").split()), 2)
+
+
+class CrossBlockCosine(unittest.TestCase):
+    def test_mean_over_groups_of_consecutive_block_pairs(self):
+        layers = [{"a": [1, 0], "b": [1, 2]}, {"a": [0, 1], "b": [3, 4]},
+                  {"a": [1, 1], "b": [1, 2]}, {"a": [0, 2], "b": [3, 4]}]
+        # group a: pairs (0,2) cos 1/sqrt(2) and (1,3) cos 1; group b: identical blocks, 1
+        self.assertAlmostEqual(cross_block_cosine(layers, 2), ((1 / math.sqrt(2) + 1) / 2 + 1) / 2)
+        with self.assertRaisesRegex(ValueError, "do not form at least two blocks"):
+            cross_block_cosine(layers, 3)
+
+    def test_reads_layer_weights_from_safetensors(self):
+        values = struct.pack("<4f", 1, 2, 3, 4)
+        header = json.dumps({"__metadata__": {"format": "recur"}, "model.embed_tokens.weight": {
+            "dtype": "F32", "shape": [1, 2], "data_offsets": [0, 8]}, "model.layers.0.mlp.up_proj.weight": {
+            "dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}).encode()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.safetensors")
+            with open(path, "wb") as f:
+                f.write(struct.pack("<Q", len(header)) + header + values)
+            self.assertEqual([{g: list(w) for g, w in layer.items()} for layer in lm_study.layer_weights(path)],
+                             [{"mlp.up_proj": [3.0, 4.0]}])
 
 
 if __name__ == "__main__":
