@@ -23,8 +23,8 @@ import subprocess
 import sys
 import time
 
-from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_lines, isoplot_svg, paper_table, \
-    percent_gap
+from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_lines, isoplot_svg, \
+    majority_baselines, paper_table, percent_gap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,10 +112,15 @@ def train(args, name, spec, run_dir):
 
 
 def probe_tasks(args):
-    with open(os.path.join(args.out, "probes", "probes.json")) as f:
-        tasks = json.load(f)["tasks"]
+    """task -> its JSONL file, task -> its category."""
+    tasks = read_probes(args)["tasks"]
     return {task: os.path.join(args.out, "probes", t["file"]) for task, t in sorted(tasks.items())}, \
         {task: t["category"] for task, t in tasks.items()}
+
+
+def read_probes(args):
+    with open(os.path.join(args.out, "probes", "probes.json")) as f:
+        return json.load(f)
 
 
 def run_json(cmd):
@@ -255,7 +260,7 @@ def write_report(args, runs, models, categories):
             f"{args.shots}-shot, first {args.max_items or 'all'} items per task; checkpoints every {args.save_every} "
             f"steps; {args.threads} thread(s) per process. Category scores: mean of the category's tasks ± s.e.; "
             f"%Gap ± its delta-method s.e. (in parentheses when the (k⊗1)→(kL⊗1) gap is within 2 s.e.).", "",
-            paper_table(models, order, categories, gaps), "",
+            paper_table(models, order, categories, gaps, majority_baselines(read_probes(args)["tasks"])), "",
             "## Depth fits acc = α·ln D + β (final checkpoints; ± is α's s.e. from the points' s.e.)", "",
             *fit_lines(fits, categories, labels), "",
             "## The looping-inspired regularizer against its twin", "", *regularizer_lines(models, categories,

@@ -34,6 +34,14 @@ def category_scores(fewshot_json, category_of):
     return scores
 
 
+def majority_baselines(probe_tasks):
+    """Per category: the mean over its tasks of the majority-answer baseline that probes.json gives per task."""
+    by_category = {}
+    for task in probe_tasks.values():
+        by_category.setdefault(task["category"], []).append(task["majority_baseline"])
+    return {c: sum(v) / len(v) for c, v in by_category.items()}
+
+
 def percent_gap(looped, shallow, deep):
     """How much of the (k⊗1) -> (kL⊗1) gap (k⊗L) recovers: g = (looped - shallow) / (deep - shallow), with the
     delta-method standard error sqrt(se_l² + g²·se_d² + (1-g)²·se_s²) / |deep - shallow| (the three models' test
@@ -95,10 +103,11 @@ def gap_cell(gap):
     return text if gap["defined"] else f"({text}; gap within noise)"
 
 
-def paper_table(models, order, categories, gaps):
+def paper_table(models, order, categories, gaps, majority=None):
     """The paper-style table: one row per model (in `order`) with params, forward FLOPs per token, val log-ppl
     (the NLL in nats per token of the final checkpoint), each category as acc ± s.e. in percent, steps and wall
-    time; then a %Gap row per looped model in `gaps` (looped name -> {category: percent_gap result})."""
+    time; then a %Gap row per looped model in `gaps` (looped name -> {category: percent_gap result}) and, given
+    `majority` (category -> baseline), a row of the majority-answer baselines."""
     head = ["model", "unique params", "MFLOPs/token", "val log-ppl"] + categories + ["steps", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in order:
@@ -110,6 +119,10 @@ def paper_table(models, order, categories, gaps):
     for looped, by_category in gaps.items():
         cells = [f"%Gap of {models[looped]['label']}", "", "", ""]
         cells += [gap_cell(by_category[c]) if c in by_category else "-" for c in categories] + ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if majority:
+        cells = ["majority answer", "", "", ""] + [f"{100 * majority[c]:.1f}" if c in majority else "-"
+                                                   for c in categories] + ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lm_study  # noqa: E402
-from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_log_depth, isoplot_svg, paper_table, \
-    percent_gap  # noqa: E402
+from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_log_depth, isoplot_svg, \
+    majority_baselines, paper_table, percent_gap  # noqa: E402
 
 CATEGORY_OF = {"primitives_math_d0": "primitives", "primitives_code_d0": "primitives", "closed_book_qa": "closed_book_qa",
                "choice": "open_book_qa"}
@@ -111,11 +111,14 @@ class Report(unittest.TestCase):
         self.assertAlmostEqual(gaps["2x3"]["p"]["gap"], 0.75)
 
     def test_table_rows(self):
-        table = paper_table(self.models, ["2x1", "6x1", "2x3"], ["p"], lm_study.loop_gaps(self.models, ["p"]))
+        majority = majority_baselines({"a": {"category": "p", "majority_baseline": 0.1},
+                                       "b": {"category": "p", "majority_baseline": 0.2}})
+        table = paper_table(self.models, ["2x1", "6x1", "2x3"], ["p"], lm_study.loop_gaps(self.models, ["p"]), majority)
         lines = table.splitlines()
         self.assertEqual(lines[0], "| model | unique params | MFLOPs/token | val log-ppl | p | steps | train s |")
         self.assertEqual(lines[2], "| (2⊗1) | 0.050M | 2.50 | 1.8000 | 20.0 ± 4.0 | 500 | 123 |")
         self.assertEqual(lines[5], "| %Gap of (2⊗3) |  |  |  | 75 ± 8% |  |  |")  # s.e. sqrt(0.001)/0.4 = 0.079
+        self.assertEqual(lines[6], "| majority answer |  |  |  | 15.0 |  |  |")
 
     def test_isoplot_is_svg_with_one_curve_per_model(self):
         svg = isoplot_svg("p", [("(2⊗1)", [(2.0, (0.1, 0.01)), (1.8, (0.2, 0.02))]), ("(2⊗3)", [(1.9, (0.3, 0.0))])])
