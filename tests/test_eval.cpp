@@ -305,38 +305,31 @@ TEST(FewShot, BadTaskFilesNameTheLineAndTheFix) {
   std::string dir = temp_dir("fewshot_bad");
   std::string mc = "{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 1}\n";
   std::string gen = "{\"context\": \"a\", \"target\": \" b\"}\n";
-  auto error_for = [&](const std::string& lines) {
-    std::ofstream(dir + "/task.jsonl") << lines;
-    return error_of([&] { read_fewshot_task(dir + "/task.jsonl"); });
+  std::string path = dir + "/task.jsonl";
+  auto read = [&](const std::string& lines) {
+    std::ofstream(path) << lines;
+    return read_fewshot_task(path);
   };
-  EXPECT_NE(error_for(gen + "\n" + mc)
-                .find("task.jsonl line 3 is a multiple_choice item but line 1 is generation; "
-                      "one file holds one kind"),
-            std::string::npos);
-  EXPECT_NE(error_for(gen + "{\"context\": \"a\", \"target\": 7}\n").find("line 2: \"target\" must be a text"),
-            std::string::npos);
+  EXPECT_ERROR(read(gen + "\n" + mc),
+               "task.jsonl line 3 is a multiple_choice item but line 1 is generation; one file holds one kind: put "
+               "the multiple_choice items in a file of their own");
+  EXPECT_ERROR(read(gen + "{\"context\": \"a\", \"target\": 7}\n"), "task.jsonl line 2: \"target\" must be a text");
   for (std::string target : {"\"\"", "\" \\n\""})
-    EXPECT_NE(error_for("{\"context\": \"a\", \"target\": " + target + "}\n").find("line 1: the target is empty"),
-              std::string::npos)
-        << target;
+    EXPECT_ERROR(read("{\"context\": \"a\", \"target\": " + target + "}\n"),
+                 "line 1: the target is empty (or only whitespace); give the expected output");
   for (std::string until : {"\"\\n\"", "[\"\"]", "[\"x\", 3]"})
-    EXPECT_NE(error_for("{\"context\": \"a\", \"target\": \"b\", \"until\": " + until + "}\n")
-                  .find("line 1: \"until\" must be a list of non-empty texts"),
-              std::string::npos)
-        << until;
-  EXPECT_NE(error_for("{\"context\": \"a\", \"target\": \"b\", \"choices\": [\"b\", \"c\"], \"gold\": 0}\n")
-                .find("line 1 needs"),
-            std::string::npos);
-  std::ofstream(dir + "/task.jsonl") << gen;
-  FewShotTask task = read_fewshot_task(dir + "/task.jsonl");
+    EXPECT_ERROR(read("{\"context\": \"a\", \"target\": \"b\", \"until\": " + until + "}\n"),
+                 "line 1: \"until\" must be a list of non-empty texts");
+  EXPECT_ERROR(read("{\"context\": \"a\", \"target\": \"b\", \"choices\": [\"b\", \"c\"], \"gold\": 0}\n"),
+               "line 1 needs");
+  FewShotTask task = read(gen);
   EXPECT_EQ(task.name, "task");
   EXPECT_EQ(task.kind, TaskKind::generation);
   EXPECT_EQ(task.items[0].until, std::vector<std::string>{"\n"});
   std::filesystem::create_directories(dir + "/other");
   std::ofstream(dir + "/other/task.jsonl") << mc;
-  std::string message = error_of([&] { read_fewshot_tasks({dir + "/task.jsonl", dir + "/other/task.jsonl"}); });
-  EXPECT_NE(message.find("are both task \"task\" (a task is named by its file's stem); rename one"), std::string::npos)
-      << message;
+  EXPECT_ERROR(read_fewshot_tasks({path, dir + "/other/task.jsonl"}),
+               "are both task \"task\" (a task is named by its file's stem); rename one of them");
   std::filesystem::remove_all(dir);
 }
 
