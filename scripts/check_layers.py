@@ -30,7 +30,7 @@ PUBLIC_HEADERS = {
     "distributed.h": "train", "eval.h": "train",
     "sample.h": "infer", "serve.h": "infer", "decode.h": "infer", "engine.h": "infer",
     "server.h": "server",
-    "experiment.h": "experiment",
+    "experiment.h": "experiment", "harness.h": "experiment",
     "report.h": "report",
 }
 
