@@ -55,8 +55,10 @@ std::string greedy_until(const Model& model, const Tokenizer& tokenizer, std::ve
   std::string text;
   size_t cut = std::string::npos;
   std::vector<int32_t> one(1);
-  // The first stop string in the output overlaps the newest token's bytes (none occurred before them).
+  // The end-of-text token ends the output, as in lm-evaluation-harness; else the first stop string in the output
+  // overlaps the newest token's bytes (none occurred before them).
   StopAfter stop = [&](int32_t token) {
+    if (token == tokenizer.eos()) return true;
     size_t from = text.size() + 1 > longest ? text.size() + 1 - longest : 0;
     one[0] = token;
     text += tokenizer.decode(one);
