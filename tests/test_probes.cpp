@@ -149,6 +149,12 @@ TEST(Probes, BadOptionsGetClearErrors) {
   o = ProbeOptions{};
   o.igsm_ops_train = {0};
   EXPECT_ERROR(check_probe_options(o), "--igsm_ops_train 0 is out of range");
+  o = ProbeOptions{};
+  o.test_items = 10;
+  o.open_book_train = o.igsm_train = o.primitives_train = 0;
+  o.igsm_ops_test = {8};
+  o.igsm_distractors = 8;  // every problem is longer than 256 bytes
+  EXPECT_ERROR(generate_probes(o), "distinct examples of at most 256 bytes");
 }
 
 }  // namespace

@@ -37,11 +37,13 @@ std::string igsm_term(const std::string& word) {
 // One definition `X#Y := <rhs>` as a sentence.
 std::string igsm_sentence(const std::string& name, const std::vector<std::string>& rhs) {
   size_t hash = name.find('#');
-  check(hash != std::string::npos && !rhs.empty(), "probes: unexpected i-GSM definition of \"", name, "\"");
-  std::string x = name.substr(0, hash), y = name.substr(hash + 1);
-  if (rhs.size() == 1 && rhs[0].find('#') == std::string::npos) return "Each " + x + " has " + rhs[0] + " " + y + ".";
-  std::string out = "Each " + x + " has as many " + y + " as";
-  for (const std::string& w : rhs) out += " " + igsm_term(w);
+  check(hash != std::string::npos && !rhs.empty(), "data probes: unexpected i-GSM definition of \"", name, "\"");
+  std::string out = "Each ";
+  out.append(name, 0, hash);
+  std::string y = name.substr(hash + 1);
+  if (rhs.size() == 1 && rhs[0].find('#') == std::string::npos) return out + " has " + rhs[0] + " " + y + ".";
+  out += " has as many " + y + " as";
+  for (const std::string& w : rhs) out.append(" ").append(igsm_term(w));
   return out + ".";
 }
 
@@ -55,13 +57,13 @@ std::string igsm_context(const std::string& prompt) {
     std::vector<std::string> rhs;
     size_t j = i + 2;
     for (; j < words.size() && words[j] != "."; j++) rhs.push_back(words[j]);
-    check(j < words.size(), "probes: an i-GSM definition has no closing \".\"");
+    check(j < words.size(), "data probes: an i-GSM definition has no closing \".\"");
     out += igsm_sentence(words[i], rhs) + "\n";
     i = j + 1;
   }
-  check(i + 2 == words.size() && words[i + 1] == "?", "probes: an i-GSM prompt does not end with one query");
+  check(i + 2 == words.size() && words[i + 1] == "?", "data probes: an i-GSM prompt does not end with one query");
   size_t hash = words[i].find('#');
-  check(hash != std::string::npos, "probes: the i-GSM query is not a parameter");
+  check(hash != std::string::npos, "data probes: the i-GSM query is not a parameter");
   return out + "How many " + words[i].substr(hash + 1) + " does each " + words[i].substr(0, hash) + " have? Answer:";
 }
 
@@ -85,8 +87,9 @@ std::vector<ProbeItem> draw_items(const tasks::Task& task, tasks::Split split, c
   std::vector<ProbeItem> items;
   std::set<std::string> seen;
   for (uint64_t index = 0; (int)items.size() < count; index++) {
-    check(index < (uint64_t)count * 20 + 1000, "probes: ", task.name(), " gave only ", items.size(),
-          " distinct examples of the ", count, " asked for; lower --test_items or the training counts");
+    check(index < (uint64_t)count * 20 + 1000, "data probes: ", task.name(), " gave only ", items.size(),
+          " distinct examples of at most ", kMaxItemBytes, " bytes of the ", count,
+          " asked for; lower --test_items or the training counts (i-GSM: or --igsm_ops_*, --igsm_distractors)");
     tasks::Example e = task.generate(split, index, difficulties[index % difficulties.size()]);
     TextExample t = text_of(task, e);
     std::string context = render(t.prompt), target = " " + t.answer;
