@@ -7,6 +7,7 @@
 
 #include "probes_parts.h"
 #include "recur/rng.h"
+#include "tasks/task_common.h"
 
 namespace recur::probes_detail {
 
@@ -89,11 +90,6 @@ std::string fill(const std::string& text, const std::string& name, const std::st
 }
 
 template <typename T>
-void shuffle_items(std::vector<T>& items, Rng& rng) {
-  for (size_t i = items.size(); i > 1; i--) std::swap(items[i - 1], items[(size_t)rng.uniform(i)]);
-}
-
-template <typename T>
 const T& pick(const std::vector<T>& items, Rng& rng) {
   return items[(size_t)rng.uniform(items.size())];
 }
@@ -105,7 +101,7 @@ std::vector<std::string> shuffled_names(uint64_t seed) {
     for (const std::string& last : kLastNames) names.push_back(first + " " + last);
   }
   Rng rng(mix_seed(seed, kNameStream));
-  shuffle_items(names, rng);
+  tasks::shuffle_in_place(names, rng);
   return names;
 }
 
@@ -136,7 +132,7 @@ std::string biography(const Person& p, const std::vector<int>& attributes, const
 
 std::vector<int> shuffled_attributes(Rng& rng) {
   std::vector<int> order = {0, 1, 2, 3, 4, 5};
-  shuffle_items(order, rng);
+  tasks::shuffle_in_place(order, rng);
   return order;
 }
 
@@ -173,7 +169,7 @@ void add_closed_book(const ProbeOptions& o, const std::vector<Person>& people, P
     for (int a = 0; a < kAttributes; a++) pairs.push_back({i, a});
   }
   Rng rng(mix_seed(o.seed, kQuestionStream));
-  shuffle_items(pairs, rng);
+  tasks::shuffle_in_place(pairs, rng);
   ProbeTask task{"closed_book_qa", "closed_book_qa", {}};
   for (int k = 0; k < o.test_items; k++) task.items.push_back(question(people[pairs[k].first], pairs[k].second, ""));
   for (size_t i = qa_people; i < people.size(); i++) part.closed_book_test_people.push_back(people[i].name);
