@@ -1,7 +1,8 @@
 // The reasoning probes as text (docs/lm.md, "Generated probes"): i-GSM problems of src/data/tasks/igsm.cpp
 // rendered as English sentences ("Each B has 3 F." / "Each C has as many H as B's F plus D's G."), and the
 // variable-assignment primitives of src/data/tasks/primitives.cpp in their math and code renderings. Both reuse
-// the tasks' generators and splits (recur/tasks.h); the answers are the tasks' own solved answers.
+// the tasks' generators and splits (recur/tasks.h); every answer is checked against the task's solver.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -75,6 +76,9 @@ struct TextExample {
 TextExample text_of(const tasks::Task& task, const tasks::Example& e) {
   std::vector<int32_t> prompt(e.tokens.begin(), e.tokens.begin() + e.answer_begin);
   std::vector<int32_t> answer = {e.tokens[(size_t)e.answer_begin]};  // one digit before <end> in both tasks
+  std::vector<int32_t> solved = task.solve(prompt);
+  check(std::equal(solved.begin(), solved.end(), e.tokens.begin() + e.answer_begin, e.tokens.end()),
+        "data probes: the ", task.name(), " solver disagrees with its generator on ", task.to_text(e.tokens));
   std::string p = task.to_text(prompt);
   while (!p.empty() && p.back() == ' ') p.pop_back();
   return {p, task.to_text(answer)};
