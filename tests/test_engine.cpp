@@ -28,6 +28,7 @@ Outcome run_request(Engine& engine, EngineRequest request) {
   std::promise<void> done;
   request.on_tokens = [outcome](const std::vector<int32_t>& t) {
     outcome->streamed.insert(outcome->streamed.end(), t.begin(), t.end());
+    return true;
   };
   request.on_done = [outcome, &done](const EngineResult& r) {
     outcome->result = r;
@@ -107,6 +108,24 @@ TEST(Engine, StopSequencesEndAndAreNotStreamed) {
   EXPECT_EQ(o.streamed, o.result.tokens);
 }
 
+// on_tokens returning false (the server's stop strings) ends the sequence after that token, which is kept.
+TEST(Engine, OnTokensFalseStopsAfterThatToken) {
+  Model m(tiny_decoder("plain", 24));
+  m.init_weights(5);
+  Engine engine(m, EngineOptions{});
+  EngineRequest r = some_request(0, 40);
+  r.sampling.max_new_tokens = 8;
+  std::vector<int32_t> alone = generate(m, r.prompt, r.sampling);
+  std::promise<EngineResult> done;
+  int calls = 0;
+  r.on_tokens = [&](const std::vector<int32_t>&) { return ++calls < 3; };
+  r.on_done = [&](const EngineResult& result) { done.set_value(result); };
+  ASSERT_GT(engine.submit(r), 0u);
+  EngineResult result = done.get_future().get();
+  EXPECT_EQ(result.reason, FinishReason::stop);
+  EXPECT_EQ(result.tokens, std::vector<int32_t>(alone.begin(), alone.begin() + 3));
+}
+
 TEST(Engine, CancelFreesTheSlotAndFullQueueRefuses) {
   Model m(tiny_decoder("expert", 40));
   m.init_weights(5);
@@ -121,6 +140,7 @@ TEST(Engine, CancelFreesTheSlotAndFullQueueRefuses) {
   bool signalled = false;
   slow.on_tokens = [&](const std::vector<int32_t>&) {  // holds the engine until the queue is full and cancelled
     if (!signalled) signalled = true, first_token.set_value(), proceeding.wait();
+    return true;
   };
   slow.on_done = [&](const EngineResult& r) { first_done.set_value(r); };
   uint64_t id = engine.submit(slow);

@@ -1,15 +1,18 @@
 // GGUF (recur/gguf.h): export -> serialize -> parse keeps every key and tensor; the exported blocks are the
 // schedule's unique layers with Q/K reordered (and the reorder inverted gives recur's weights back); llama.cpp's
 // interleaved RoPE on the reordered rows computes recur's rotate-half RoPE; models llama.cpp cannot run are
-// refused; truncated and corrupted files get a recur::Error, never a read past the end.
+// refused; byte-level and SentencePiece vocabularies round-trip and a corrupted one is an error naming its key;
+// truncated and corrupted files get a recur::Error, never a read past the end.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "cli.h"
 #include "recur/gguf.h"
 #include "recur/kernels.h"
 #include "recur/rng.h"
+#include "test_lm_util.h"
 #include "test_util.h"
 
 using namespace recur;
@@ -30,6 +33,11 @@ ModelConfig middle_looped() {
   return c;
 }
 
+// The model with its byte vocabulary.
+GgufFile export_bytes(const Model& m, const std::string& name, GgmlType matrices = GgmlType::f32) {
+  return gguf_from_model(m, name, gguf_byte_vocabulary(m.config().vocab_size), matrices);
+}
+
 std::vector<float> rows(const Model& m, size_t offset, size_t n) {
   return std::vector<float>(m.weights(offset), m.weights(offset) + n);
 }
@@ -37,7 +45,7 @@ std::vector<float> rows(const Model& m, size_t offset, size_t n) {
 TEST(Gguf, RoundTripKeepsMetadataAndTensors) {
   for (const std::string kind : {"plain", "cycle", "untied_mha"}) {
     Model m = random_model(tiny_decoder(kind), 3);
-    GgufFile f = gguf_from_model(m, kind);
+    GgufFile f = export_bytes(m, kind);
     std::string path = temp_dir("gguf_round_trip") + "/model.gguf";
     gguf_write(path, f);
     GgufFile g = gguf_read(path);
@@ -92,12 +100,12 @@ TEST(Gguf, BlocksAreTheScheduleUnrolled) {
   for (const ModelConfig& c :
        {tiny_decoder("plain"), tiny_decoder("cycle"), tiny_decoder("untied_mha"), middle_looped()}) {
     Model m = random_model(c, 5);
-    GgufFile f = gguf_parse(gguf_serialize(gguf_from_model(m, "x")), "memory");
+    GgufFile f = gguf_parse(gguf_serialize(export_bytes(m, "x")), "memory");
     expect_blocks_match(m, f);
   }
   Model looped = random_model(middle_looped(), 6);
   EXPECT_EQ(looped.schedule(), (std::vector<int>{0, 1, 2, 1, 2, 1, 2, 3}));
-  EXPECT_EQ(gguf_from_model(looped, "x").tensors.size(), 1 + 9 * 8 + 1u);
+  EXPECT_EQ(export_bytes(looped, "x").tensors.size(), 1 + 9 * 8 + 1u);
 }
 
 // llama.cpp's RoPE on (x_2i, x_2i+1) with frequency index i: theta_i = pos · base^(-2i/hd).
@@ -138,12 +146,12 @@ TEST(Gguf, InterleavedRopeOnReorderedRowsEqualsRotateHalf) {
 TEST(Gguf, HalfPrecisionMatricesRoundToNearest) {
   Model m = random_model(tiny_decoder("cycle"), 8);
   for (auto [type, relative] : {std::pair{GgmlType::f16, 0x1p-11f}, std::pair{GgmlType::bf16, 0x1p-8f}}) {
-    GgufFile f = gguf_from_model(m, "x", type);
+    GgufFile f = export_bytes(m, "x", type);
     GgufFile g = gguf_parse(gguf_serialize(f), "memory");
     EXPECT_EQ(g.get_u32("general.file_type"), type == GgmlType::f16 ? 1u : 32u);
     for (size_t i = 0; i < f.tensors.size(); i++) EXPECT_EQ(g.tensors[i].bytes, f.tensors[i].bytes);
     EXPECT_EQ(g.tensor("blk.1.attn_norm.weight").type, GgmlType::f32);
-    GgufFile exact = gguf_from_model(m, "x");
+    GgufFile exact = export_bytes(m, "x");
     for (const char* name : {"token_embd.weight", "blk.3.attn_k.weight", "blk.2.ffn_down.weight"}) {
       EXPECT_EQ(g.tensor(name).type, type);
       std::vector<float> got = g.tensor(name).to_f32(), want = exact.tensor(name).f32();
@@ -159,17 +167,101 @@ TEST(Gguf, HalfPrecisionMatricesRoundToNearest) {
 }
 
 TEST(Gguf, VocabularyIsBytes) {
-  GgufFile f = gguf_from_model(Model(tiny_decoder("plain")), "x");
+  GgufFile f = export_bytes(Model(tiny_decoder("plain")), "x");
   const GgufValue* tokens = f.find("tokenizer.ggml.tokens");
   ASSERT_NE(tokens, nullptr);
   ASSERT_EQ(tokens->strings.size(), 40u);
   EXPECT_EQ(tokens->strings[10], "<0x0A>");
   EXPECT_EQ(tokens->strings[32], "\xe2\x96\x81");
   EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "llama");
+  GgufVocabulary v = gguf_vocabulary(gguf_parse(gguf_serialize(f), "memory"));
+  EXPECT_EQ(v, gguf_byte_vocabulary(40));
+  EXPECT_EQ(v.types[10], GgufTokenType::byte);
+  EXPECT_EQ(v.bos, -1);
+  GgufVocabulary wide = gguf_byte_vocabulary(300);
+  EXPECT_EQ(wide.tokens[299], "<unused_299>");
+  EXPECT_EQ(wide.types[299], GgufTokenType::unused);
+}
+
+// A SentencePiece model's vocabulary: its pieces as SentencePiece spells them, scores, llama.cpp types and special
+// ids, written and read back; llama.cpp is told to add no BOS and no space prefix (our models have none).
+ModelConfig decoder_of_vocab(int vocab_size) {
+  ModelConfig c = tiny_decoder("plain");
+  c.vocab_size = vocab_size;
+  c.validate();
+  return c;
+}
+
+TEST(Gguf, SentencePieceVocabularyRoundTrips) {
+  std::unique_ptr<Tokenizer> sp = tokenizer_from_serialized(lm_sample_tokenizer(), "test");
+  ASSERT_EQ(sp->vocab_size(), 320);
+  GgufVocabulary v = cli::gguf_vocabulary_of(*sp, 320);
+  EXPECT_EQ(v.tokens[v.unk], "<unk>");
+  EXPECT_EQ(v.types[v.unk], GgufTokenType::unknown);
+  EXPECT_EQ(v.tokens[v.bos], "<s>");
+  EXPECT_EQ(v.types[v.bos], GgufTokenType::control);
+  EXPECT_EQ(v.eos, sp->eos());
+  EXPECT_EQ(v.tokens[v.eos], "</s>");
+  int bytes = 0, spaced = 0;
+  for (size_t i = 0; i < v.tokens.size(); i++) {
+    bool byte_piece = v.tokens[i].size() == 6 && v.tokens[i].rfind("<0x", 0) == 0;
+    EXPECT_EQ(byte_piece, v.types[i] == GgufTokenType::byte) << v.tokens[i];
+    bytes += byte_piece;
+    spaced += v.tokens[i].rfind("\xe2\x96\x81", 0) == 0 && v.types[i] == GgufTokenType::normal;
+  }
+  EXPECT_EQ(bytes, 256);
+  EXPECT_GT(spaced, 0);
+  EXPECT_EQ(v.tokens[sp->encode("a")[0]], "a");
+  EXPECT_EQ(v.tokens[sp->encode("A")[0]], "<0x41>");  // not in the training text: a byte piece
+  EXPECT_EQ(v.tokens[sp->encode("\x01")[0]], "<0x01>");
+  EXPECT_GT(v.scores[sp->encode(" the")[0]], v.scores.back());  // an earlier merge scores higher
+  Model m(decoder_of_vocab(320));
+  GgufFile g = gguf_parse(gguf_serialize(gguf_from_model(m, "sp", v)), "memory");
+  EXPECT_EQ(gguf_vocabulary(g), v);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "llama");
+  EXPECT_EQ(g.find("tokenizer.ggml.add_space_prefix")->bytes, std::vector<uint8_t>{0});
+  EXPECT_EQ(g.find("tokenizer.ggml.add_bos_token")->bytes, std::vector<uint8_t>{0});
+  EXPECT_NE(error_of([&] { gguf_from_model(Model(decoder_of_vocab(300)), "x", v); }).find("vocab_size is 300"),
+            std::string::npos);
+}
+
+TEST(Gguf, CorruptedVocabulariesGetClearErrors) {
+  std::unique_ptr<Tokenizer> sp = tokenizer_from_serialized(lm_sample_tokenizer(), "test");
+  GgufVocabulary v = cli::gguf_vocabulary_of(*sp, 320);
+  GgufFile good = gguf_from_model(Model(decoder_of_vocab(320)), "sp", v);
+  good.source = "bad.gguf";
+  std::vector<int32_t> bad_types(320, 1);
+  bad_types[7] = 9;
+  const std::vector<std::pair<std::function<void(GgufFile&)>, std::string>> cases = {
+      {[](GgufFile& f) { f.set("tokenizer.ggml.model", GgufValue::string("gpt2")); }, "\"gpt2\""},
+      {[](GgufFile& f) {
+         f.set("tokenizer.ggml.scores", GgufValue::f32_array({1, 2}));
+       },
+       "has 2 elements"},
+      {[](GgufFile& f) { f.set("tokenizer.ggml.tokens", GgufValue::u32(3)); }, "\"tokenizer.ggml.tokens\" is not"},
+      {[](GgufFile& f) { f.set("tokenizer.ggml.token_type", GgufValue::f32_array(std::vector<float>(320))); },
+       "not an array of int32"},
+      {[&](GgufFile& f) { f.set("tokenizer.ggml.token_type", GgufValue::i32_array(bad_types)); }, "token 7 is 9"},
+      {[](GgufFile& f) { f.set("tokenizer.ggml.bos_token_id", GgufValue::u32(320)); }, "outside the 320 tokens"},
+      {[](GgufFile& f) { f.set("llama.vocab_size", GgufValue::u32(321)); }, "llama.vocab_size is 321"},
+  };
+  for (const auto& [corrupt, fragment] : cases) {
+    GgufFile f = good;
+    corrupt(f);
+    std::string e = error_of([&] { gguf_vocabulary(f); });
+    EXPECT_NE(e.find(fragment), std::string::npos) << "expected \"" << fragment << "\", got: " << e;
+    EXPECT_NE(e.find("bad.gguf"), std::string::npos) << e;
+  }
+  GgufVocabulary short_scores = v;
+  short_scores.scores.pop_back();
+  EXPECT_NE(error_of([&] { gguf_set_vocabulary(good, short_scores); }).find("319 scores"), std::string::npos);
+  GgufVocabulary bad_eos = v;
+  bad_eos.eos = 320;
+  EXPECT_NE(error_of([&] { gguf_set_vocabulary(good, bad_eos); }).find("special token id 320"), std::string::npos);
 }
 
 TEST(Gguf, RefusesWhatLlamaCppCannotRun) {
-  EXPECT_NE(error_of([] { gguf_from_model(Model(tiny_decoder("expert")), "x"); }).find("Mixture-of-Recursions"),
+  EXPECT_NE(error_of([] { export_bytes(Model(tiny_decoder("expert")), "x"); }).find("Mixture-of-Recursions"),
             std::string::npos);
   EXPECT_NE(error_of([] { gguf_check_exportable(tiny_decoder("token_kv")); }).find("mor_routing"), std::string::npos);
   EXPECT_NE(error_of([] { gguf_check_exportable(tiny_decoder("middle_loop_concat")); }).find("input_injection concat"),
@@ -236,7 +328,7 @@ size_t header_bytes(const GgufFile& f) {
 }
 
 TEST(Gguf, TruncatedFilesNeverReadPastTheEnd) {
-  GgufFile f = gguf_from_model(random_model(tiny_decoder("cycle"), 2), "x");
+  GgufFile f = export_bytes(random_model(tiny_decoder("cycle"), 2), "x");
   std::vector<uint8_t> file = gguf_serialize(f);
   size_t tensor_data = header_bytes(f);
   for (size_t n = 0; n + 1 < file.size(); n += n < tensor_data ? 1 : 211) {
@@ -250,7 +342,7 @@ TEST(Gguf, TruncatedFilesNeverReadPastTheEnd) {
 }
 
 TEST(Gguf, RandomByteFlipsGiveErrorsOrValidFiles) {
-  GgufFile f = gguf_from_model(Model(tiny_decoder("plain")), "x");
+  GgufFile f = export_bytes(Model(tiny_decoder("plain")), "x");
   std::vector<uint8_t> file = gguf_serialize(f);
   size_t header = header_bytes(f);
   Rng rng(4);

@@ -8,7 +8,9 @@
 #include "core/json_read.h"
 #include "recur/checkpoint.h"
 #include "recur/error.h"
+#include "recur/gguf.h"
 #include "recur/rng.h"
+#include "recur/tokenizer.h"
 
 namespace recur::cli {
 
@@ -132,6 +134,27 @@ std::vector<double> time_train_steps(Model& model, TrainPass& pass, int batch_si
     if (s >= warmup) seconds.push_back(m.elapsed_s);
   }
   return seconds;
+}
+
+// The tokenizer's vocabulary for llama.cpp: SentencePiece's pieces, scores and kinds (<s> as BOS), or bytes.
+GgufVocabulary gguf_vocabulary_of(const Tokenizer& tokenizer, int vocab_size) {
+  std::vector<TokenPiece> pieces = tokenizer.pieces();
+  if (pieces.empty()) return gguf_byte_vocabulary(vocab_size);
+  GgufVocabulary v;
+  for (int32_t id = 0; id < (int32_t)pieces.size(); id++) {
+    const TokenPiece& p = pieces[id];
+    using Kind = TokenPiece::Kind;
+    v.tokens.push_back(p.piece), v.scores.push_back(p.score);
+    v.types.push_back(p.kind == Kind::byte      ? GgufTokenType::byte
+                      : p.kind == Kind::unknown ? GgufTokenType::unknown
+                      : p.kind == Kind::control ? GgufTokenType::control
+                      : p.kind == Kind::unused  ? GgufTokenType::unused
+                                                : GgufTokenType::normal);
+    if (p.kind == Kind::unknown) v.unk = id;
+    if (p.kind == Kind::control && p.piece == "<s>") v.bos = id;
+  }
+  v.eos = tokenizer.eos();
+  return v;
 }
 
 }  // namespace recur::cli

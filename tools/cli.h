@@ -1,6 +1,6 @@
 // tools/cli.h: what the `recur` subcommands share (flags built from the config tables, sampling and task flags,
-// text <-> tokens, benchmark step timing) and the registration each one provides. It includes no subcommand
-// file; each tools/<command>.cpp includes only this and the engine headers.
+// text <-> tokens, benchmark step timing, a tokenizer's GGUF vocabulary) and the registration each one provides.
+// It includes no subcommand file; each tools/<command>.cpp includes only this and the engine headers.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -14,6 +14,11 @@
 #include "recur/model.h"
 #include "recur/sample.h"
 #include "recur/train.h"
+
+namespace recur {
+struct GgufVocabulary;
+class Tokenizer;
+}  // namespace recur
 
 namespace recur::cli {
 
@@ -64,6 +69,9 @@ Command make_command(CLI::App& parent, const std::string& name, const std::strin
   add_flags(app, *options);
   return {app, [options, run] { return run(*options); }};
 }
+// A checkpoint tokenizer's vocabulary for a GGUF (recur export): its SentencePiece pieces, scores and kinds
+// (<s> as BOS, </s> as EOS), or vocab_size bytes for byte-level.
+GgufVocabulary gguf_vocabulary_of(const Tokenizer& tokenizer, int vocab_size);
 // One per tools/<command>.cpp; each adds its subcommand (and the state its flags fill) to `parent`.
 Command add_train_command(CLI::App& parent);
 Command add_sample_command(CLI::App& parent);

@@ -1,13 +1,16 @@
 // tools/eval.cpp: `recur eval`: validation NLL, perplexity and bits per byte of a checkpoint on a shard folder's
-// split or a text file (tokenized with the checkpoint's tokenizer), or few-shot multiple-choice accuracy on a JSONL
-// file, as a table or JSON.
+// split or a text file (tokenized with the checkpoint's tokenizer), or the few-shot harness on JSONL task files
+// (multiple choice and exact-match generation, recur/harness.h), as a table or JSON.
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/eval.h"
+#include "recur/harness.h"
 #include "recur/safetensors.h"
 #include "recur/shards.h"
 #include "recur/tokenizer.h"
@@ -17,7 +20,8 @@ namespace recur::cli {
 namespace {
 
 struct EvalCommandOptions {
-  std::string checkpoint, data, text, fewshot, split = "val";
+  std::string checkpoint, data, text, split = "val", per_item;
+  std::vector<std::string> fewshot;
   EvalOptions eval;
   FewShotOptions shots;
   bool json = false;
@@ -27,12 +31,19 @@ void add_flags(CLI::App* app, EvalCommandOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "checkpoint folder or training --out folder")->required();
   CLI::Option* data = app->add_option("--data", o.data, "a token shard folder (recur data prepare)");
   CLI::Option* text = app->add_option("--text", o.text, "a text file, tokenized with the checkpoint's tokenizer");
-  CLI::Option* fewshot =
-      app->add_option("--fewshot", o.fewshot, "multiple choice JSONL: {\"context\", \"choices\", \"gold\"} per line");
+  CLI::Option* fewshot = app->add_option("--fewshot", o.fewshot,
+                                         "a task file (repeatable; the task is its stem), JSONL of multiple choice "
+                                         "{\"context\", \"choices\", \"gold\"} or generation {\"context\", "
+                                         "\"target\", \"until\"}");
   data->excludes(text)->excludes(fewshot);
   text->excludes(fewshot);
   app->add_option("--shots", o.shots.shots, "--fewshot: solved examples before each item")->capture_default_str();
   app->add_option("--shot_seed", o.shots.seed, "--fewshot: seed of the shots' selection")->capture_default_str();
+  app->add_option("--max_items", o.shots.max_items, "--fewshot: score the first N items of each task (0: all)")
+      ->capture_default_str();
+  app->add_option("--max_gen_tokens", o.shots.max_gen_tokens, "--fewshot: most tokens a generation item's output has")
+      ->capture_default_str();
+  app->add_option("--per_item", o.per_item, "--fewshot: write one JSON line per scored item to this file");
   app->add_option("--split", o.split, "the shard folder's split: val or train")->capture_default_str();
   app->add_option("--seq_len", o.eval.seq_len, "window length (0: the model's max_seq_len)")->capture_default_str();
   app->add_option("--batch_size", o.eval.batch_size, "windows per forward")->capture_default_str();
@@ -56,28 +67,81 @@ void print_result(const EvalCommandOptions& o, const std::string& source, const 
       r.bits_per_byte());
 }
 
-int run_fewshot(const EvalCommandOptions& o, const Model& model, const Tokenizer& tokenizer) {
-  FewShotResult r = evaluate_fewshot(model, tokenizer, read_fewshot_jsonl(o.fewshot), o.shots);
+// "0.7500 ± 0.0250" (the standard error left out for one item).
+std::string fraction_cell(double p, int64_t n) {
+  char cell[64];
+  double se = fraction_stderr(p, n);
+  if (std::isnan(se))
+    std::snprintf(cell, sizeof cell, "%.4f", p);
+  else
+    std::snprintf(cell, sizeof cell, "%.4f ± %.4f", p, se);
+  return cell;
+}
+
+nlohmann::ordered_json task_json(const FewShotResult& r) {
+  nlohmann::ordered_json j = {{"task", r.task}, {"file", r.file}, {"kind", task_kind_name(r.kind)}, {"items", r.items}};
+  if (r.kind == TaskKind::generation) {
+    j["exact_match"] = r.exact_match, j["exact_match_stderr"] = fraction_stderr(r.exact_match, r.items);
+  } else {
+    j["acc"] = r.acc, j["acc_stderr"] = fraction_stderr(r.acc, r.items);
+    j["acc_norm"] = r.acc_norm, j["acc_norm_stderr"] = fraction_stderr(r.acc_norm, r.items);
+  }
+  return j;
+}
+
+std::string dump(const nlohmann::ordered_json& j) {  // texts of invalid UTF-8 (a model's output) get U+FFFD
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void write_per_item(const std::string& path, const std::vector<FewShotResult>& results) {
+  std::ofstream out(path);
+  check(out.good(), "eval: cannot write --per_item ", path, "; give a path in a writable folder");
+  for (const FewShotResult& r : results)
+    for (size_t i = 0; i < r.item.size(); i++) {
+      const FewShotItemResult& item = r.item[i];
+      nlohmann::ordered_json j = {{"task", r.task}, {"index", i}, {"correct", item.correct}};
+      if (r.kind == TaskKind::generation)
+        j["output"] = item.output;
+      else
+        j["correct_norm"] = item.correct_norm, j["loglik"] = item.loglik;
+      out << dump(j) << "\n";
+    }
+  check(out.good(), "eval: writing --per_item ", path, " failed; check the disk");
+}
+
+int run_fewshot(const EvalCommandOptions& o, const std::vector<FewShotTask>& tasks, const Model& model,
+                const Tokenizer& tokenizer) {
+  std::vector<FewShotResult> results;
+  for (const FewShotTask& task : tasks) results.push_back(evaluate_fewshot(model, tokenizer, task, o.shots));
+  if (!o.per_item.empty()) write_per_item(o.per_item, results);
   if (o.json) {
-    nlohmann::json j = {{"checkpoint", o.checkpoint}, {"tasks", o.fewshot}, {"shots", o.shots.shots},
-                        {"items", r.items},           {"acc", r.acc},       {"acc_norm", r.acc_norm}};
-    std::printf("%s\n", j.dump().c_str());
+    nlohmann::ordered_json j = {
+        {"checkpoint", o.checkpoint}, {"shots", o.shots.shots}, {"tasks", nlohmann::ordered_json::array()}};
+    for (const FewShotResult& r : results) j["tasks"].push_back(task_json(r));
+    std::printf("%s\n", dump(j).c_str());
     return 0;
   }
   std::printf(
-      "| checkpoint | tasks | shots | items | acc | acc_norm |\n|---|---|---|---|---|---|\n"
-      "| %s | %s | %d | %lld | %.4f | %.4f |\n",
-      o.checkpoint.c_str(), o.fewshot.c_str(), o.shots.shots, (long long)r.items, r.acc, r.acc_norm);
+      "| checkpoint | task | kind | shots | items | acc | acc_norm | exact_match "
+      "|\n|---|---|---|---|---|---|---|---|\n");
+  for (const FewShotResult& r : results) {
+    bool mc = r.kind == TaskKind::multiple_choice;
+    std::printf("| %s | %s | %s | %d | %lld | %s | %s | %s |\n", o.checkpoint.c_str(), r.task.c_str(),
+                task_kind_name(r.kind), o.shots.shots, (long long)r.items,
+                mc ? fraction_cell(r.acc, r.items).c_str() : "", mc ? fraction_cell(r.acc_norm, r.items).c_str() : "",
+                mc ? "" : fraction_cell(r.exact_match, r.items).c_str());
+  }
   return 0;
 }
 
 int run_eval(const EvalCommandOptions& o) {
   check(!o.data.empty() + !o.text.empty() + !o.fewshot.empty() == 1,
-        "eval: give --data (a shard folder), --text (a file) or --fewshot (a JSONL file)");
+        "eval: give --data (a shard folder), --text (a file) or --fewshot (JSONL task files)");
   check(o.split == "val" || o.split == "train", "eval: --split must be val or train");
+  std::vector<FewShotTask> tasks = read_fewshot_tasks(o.fewshot);  // before the model: bad files fail fast
   Model model = checkpoint_load_model(o.checkpoint);
   std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
-  if (!o.fewshot.empty()) return run_fewshot(o, model, *tokenizer);
+  if (!tasks.empty()) return run_fewshot(o, tasks, model, *tokenizer);
   std::vector<int32_t> token_bytes = tokenizer->token_byte_lengths();
   if (!o.text.empty()) {
     std::vector<uint8_t> bytes = read_file_bytes(o.text);

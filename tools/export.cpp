@@ -1,5 +1,6 @@
 // tools/export.cpp: `recur export --format gguf`: writes a checkpoint as a llama.cpp GGUF (recur/gguf.h), unrolled
-// (one block per layer application) with a byte vocabulary, so llama.cpp runs recur-trained models.
+// (one block per layer application) with the checkpoint's vocabulary (bytes, or its SentencePiece pieces for
+// llama.cpp's SentencePiece tokenizer), so llama.cpp runs recur-trained models.
 #include <cstdio>
 #include <filesystem>
 
@@ -7,6 +8,7 @@
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/gguf.h"
+#include "recur/tokenizer.h"
 
 namespace recur::cli {
 
@@ -33,12 +35,14 @@ int run_export(const ExportOptions& o) {
   // the config alone first, so that a model llama.cpp cannot run is refused before its weights are read
   gguf_check_exportable(model_config_from_file(dir + "/config.json"));
   Model model = checkpoint_load_model(dir);
+  std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(dir, model.config().vocab_size);
   std::string name = std::filesystem::path(std::filesystem::absolute(o.checkpoint)).lexically_normal().string();
-  GgufFile file = gguf_from_model(model, std::filesystem::path(name).filename().string(), matrices);
+  GgufFile file = gguf_from_model(model, std::filesystem::path(name).filename().string(),
+                                  gguf_vocabulary_of(*tokenizer, model.config().vocab_size), matrices);
   gguf_write(o.out, file);
-  std::printf("recur export: %s -> %s (llama, %zu blocks for %d unique layers, %zu tensors, %s)\n", dir.c_str(),
-              o.out.c_str(), model.schedule().size(), model.config().n_unique_layers(), file.tensors.size(),
-              o.dtype.c_str());
+  std::printf("recur export: %s -> %s (llama, %zu blocks for %d unique layers, %zu tensors, %s, %s vocabulary)\n",
+              dir.c_str(), o.out.c_str(), model.schedule().size(), model.config().n_unique_layers(),
+              file.tensors.size(), o.dtype.c_str(), tokenizer->describe().c_str());
   return 0;
 }
 

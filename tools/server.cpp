@@ -1,11 +1,12 @@
 // tools/server.cpp: `recur server`, the OpenAI-compatible HTTP server (recur/server.h) on a checkpoint: loads
-// the model once and serves it until SIGINT/SIGTERM. Endpoints and errors: README.md, "Server".
+// the model and its tokenizer once and serves them until SIGINT/SIGTERM. Endpoints and errors: README.md, "Server".
 #include <filesystem>
 
 #include "cli.h"
 #include "recur/checkpoint.h"
 #include "recur/error.h"
 #include "recur/server.h"
+#include "recur/tokenizer.h"
 
 namespace recur::cli {
 
@@ -37,14 +38,12 @@ void add_flags(CLI::App* app, ServerCommandOptions& o) {
 
 int run_server_command(const ServerCommandOptions& o) {
   Model model = load_for_inference(o.checkpoint, o.precision);
-  check(
-      model.config().vocab_size == 256, "server: the model's vocab_size is ", model.config().vocab_size,
-      ", but the server speaks byte-level text (vocab 256) only; for a SentencePiece model use recur serve or sample");
+  std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
   ServerOptions options = o.server;
   if (options.model_name == "recur")
     options.model_name = std::filesystem::path(o.checkpoint).lexically_normal().filename().string();
   if (options.model_name.empty()) options.model_name = "recur";
-  return run_server(model, options);
+  return run_server(model, *tokenizer, options);
 }
 
 }  // namespace

@@ -35,7 +35,9 @@ struct EngineRequest {
   SampleOptions sampling;                  // max_new_tokens, temperature, top_k, top_p, seed
   std::vector<std::vector<int32_t>> stop;  // generation ends when the output ends with one (it is not returned)
   // Both run on the engine thread and must return quickly: tokens as they become final, then the result once.
-  std::function<void(const std::vector<int32_t>& tokens)> on_tokens;
+  // on_tokens returning false ends the sequence there with FinishReason::stop, its tokens kept (the server's stop
+  // strings, matched on the decoded text).
+  std::function<bool(const std::vector<int32_t>& tokens)> on_tokens;
   std::function<void(const EngineResult& result)> on_done;
 };
 

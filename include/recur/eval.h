@@ -1,9 +1,9 @@
 // recur/eval.h: language-model evaluation of a checkpoint on a token stream: negative log-likelihood per token,
-// perplexity and bits per byte of the decoded text (docs/lm.md, "What eval measures"); and few-shot multiple choice.
+// perplexity and bits per byte of the decoded text (docs/lm.md, "What eval measures"); and the log-likelihood of a
+// continuation after a prompt.
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <string>
 #include <vector>
 
 #include "recur/model.h"
@@ -36,37 +36,10 @@ using TokenReader = std::function<void(uint64_t start, size_t n, int32_t* out)>;
 LmEvalResult evaluate_lm(const Model& model, const TokenReader& read, uint64_t n_tokens,
                          const std::vector<int32_t>& token_bytes, const EvalOptions& options);
 
-class Tokenizer;  // recur/tokenizer.h
-
-// Few-shot multiple choice in the layout lm-evaluation-harness users know: one JSON object per line,
-// {"context": text, "choices": [text, ...], "gold": index}.
-struct FewShotItem {
-  std::string context;
-  std::vector<std::string> choices;
-  int gold = 0;
-};
-// The items of a JSONL file; a malformed line is an Error naming the file, the line and the fix.
-std::vector<FewShotItem> read_fewshot_jsonl(const std::string& path);
-
-struct FewShotOptions {
-  int shots = 0;                   // solved examples before each item: context + gold choice, joined by separator
-  uint64_t seed = 1234;            // which other items are the shots of item i: drawn by (seed, i)
-  std::string separator = "\n\n";  // between shots and before the item
-};
-struct FewShotResult {
-  int64_t items = 0;
-  double acc = 0, acc_norm = 0;             // fraction right by log-likelihood, and by log-likelihood per byte
-  std::vector<std::vector<double>> loglik;  // per item, per choice: ln p(choice | prompt)
-};
-
-// The item indices that serve as item i's shots: `shots` distinct others, drawn by (seed, i).
-std::vector<size_t> fewshot_indices(size_t n_items, size_t i, const FewShotOptions& options);
-// ln p(continuation | prompt) under the model, the prompt cut from the left to fit max_seq_len.
+// ln p(continuation | prompt) under the model in one forward (only the continuation's tokens count), the prompt cut
+// from the left to fit max_seq_len; expert-choice MoR models route causally. The few-shot harness's multiple-choice
+// score (recur/harness.h).
 double continuation_loglik(const Model& model, const std::vector<int32_t>& prompt,
                            const std::vector<int32_t>& continuation);
-// Scores every choice of every item (prompt and choice tokenized separately, as the harness does); an item is right
-// when its gold choice has the highest log-likelihood (acc) or log-likelihood per byte of the choice (acc_norm).
-FewShotResult evaluate_fewshot(const Model& model, const Tokenizer& tokenizer, const std::vector<FewShotItem>& items,
-                               const FewShotOptions& options);
 
 }  // namespace recur

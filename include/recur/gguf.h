@@ -1,7 +1,8 @@
 // recur/gguf.h: GGUF v3, llama.cpp's model file (magic "GGUF", version, tensor and key counts, typed key/value
 // metadata, tensor infos, aligned raw data), and the export of a recur model as a llama.cpp `llama` model:
-// unrolled (one block per layer application), Q/K rows reordered for llama.cpp's interleaved RoPE, a byte
-// vocabulary. Every read is checked against the file's end (README.md, "File formats").
+// unrolled (one block per layer application), Q/K rows reordered for llama.cpp's interleaved RoPE, the
+// checkpoint's vocabulary (bytes, or its SentencePiece pieces). Every read is checked against the file's end
+// (README.md, "File formats").
 #pragma once
 #include <cstdint>
 #include <string>
@@ -86,14 +87,36 @@ GgufFile gguf_read(const std::string& path);
 std::vector<uint8_t> gguf_serialize(const GgufFile& file);
 void gguf_write(const std::string& path, const GgufFile& file);  // atomically (temp file, then rename)
 
+// A vocabulary as llama.cpp's `llama` (SentencePiece, "SPM") tokenizer reads it from tokenizer.ggml.*: one token
+// per id, spelled as SentencePiece does (U+2581 for a space, "<0x41>" for a byte piece), its score (merges
+// prefer the higher) and llama.cpp token type, and the special ids (-1: none).
+enum class GgufTokenType : int32_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
+struct GgufVocabulary {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<GgufTokenType> types;
+  int32_t bos = -1, eos = -1, unk = -1;
+  bool operator==(const GgufVocabulary&) const = default;
+};
+// Ids below 256 are bytes as "<0xXX>" (the space as the piece U+2581, as llama.cpp's tokenizer writes spaces),
+// ids from 256 on unused; no special ids.
+GgufVocabulary gguf_byte_vocabulary(int vocab_size);
+// Writes it as tokenizer.ggml.* (model "llama", no BOS or EOS added, no space prefix); throws recur::Error when its
+// arrays differ in length or a special id is outside them.
+void gguf_set_vocabulary(GgufFile& file, const GgufVocabulary& vocab);
+// Reads tokenizer.ggml.* back: recur::Error naming the file and key for a missing key, another model than "llama",
+// arrays of the wrong type or length (llama.vocab_size), an unknown token type or a special id outside the tokens.
+GgufVocabulary gguf_vocabulary(const GgufFile& file);
+
 // Throws recur::Error saying why llama.cpp's `llama` architecture cannot run this model (MoR routing, input
 // injection), or returns.
 void gguf_check_exportable(const ModelConfig& config);
 // The model as a llama.cpp `llama` GGUF: blk.i for the i-th layer application (Model::schedule()), attn_q/attn_k
-// rows interleaved (rope_rows_interleave), q/k/v and gate/up split, output.weight only when untied, a 256-byte
-// vocabulary, and recur.config / recur.schedule for the record. `name`: general.name. The matrices (embedding and
-// projections) are stored as `matrices`, the norm weights always as F32 (as llama.cpp's converter does).
-GgufFile gguf_from_model(const Model& model, const std::string& name, GgmlType matrices = GgmlType::f32);
+// rows interleaved (rope_rows_interleave), q/k/v and gate/up split, output.weight only when untied, `vocab` (one
+// token per model id), and recur.config / recur.schedule for the record. `name`: general.name. The matrices
+// (embedding and projections) are stored as `matrices`, the norm weights always as F32 (as llama.cpp's converter does).
+GgufFile gguf_from_model(const Model& model, const std::string& name, const GgufVocabulary& vocab,
+                         GgmlType matrices = GgmlType::f32);
 
 // recur's RoPE rotates (x_i, x_{i+half}) of each head (rotate-half); llama.cpp's `llama` rotates (x_2i, x_2i+1).
 // Reordering a projection's rows per head (rows (n_heads·head_dim, cols)) so that new row 2i is old row i and

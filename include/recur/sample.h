@@ -1,6 +1,7 @@
 // recur/sample.h: text generation from a trained model (temperature, top-k, top-p, seeded).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,13 @@ struct SampleOptions {
 struct Rng;
 int32_t sample_token(const float* logits, int V, const SampleOptions& options, Rng& rng);
 
-// Continues `prompt` (token ids) by options.max_new_tokens tokens with a KV cache. The context is at most
-// max_seq_len tokens: when it is full, the last max_seq_len/2 tokens are prefilled again (a context shift).
-std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& options);
+// Called with each generated token (after it joined the output); true ends the generation there.
+using StopAfter = std::function<bool(int32_t token)>;
+
+// Continues `prompt` (token ids) by options.max_new_tokens tokens with a KV cache, or fewer when `stop` says so.
+// The context is at most max_seq_len tokens: when it is full, the last max_seq_len/2 tokens are prefilled again (a
+// context shift).
+std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& options,
+                              const StopAfter& stop = nullptr);
 
 }  // namespace recur

@@ -7,6 +7,7 @@
 
 #include "recur/engine.h"
 #include "recur/model.h"
+#include "recur/tokenizer.h"
 
 namespace recur {
 
@@ -21,7 +22,8 @@ struct ServerOptions {
 };
 
 // Serves until SIGINT or SIGTERM, then stops accepting, finishes (or cancels) the requests in flight and returns
-// 0. Throws recur::Error when it cannot listen.
-int run_server(const Model& model, const ServerOptions& options);
+// 0; text in and out is in `tokenizer` (the checkpoint's, whose vocab_size must be the model's). Throws
+// recur::Error when it cannot listen.
+int run_server(const Model& model, const Tokenizer& tokenizer, const ServerOptions& options);
 
 }  // namespace recur

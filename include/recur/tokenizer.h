@@ -13,6 +13,14 @@ namespace recur {
 
 inline constexpr const char* kTokenizerFile = "tokenizer.model";
 
+// One entry of a SentencePiece vocabulary as the model file spells it, for other engines' files (GGUF export).
+struct TokenPiece {
+  enum class Kind { normal, unknown, control, unused, byte };
+  std::string piece;  // U+2581 for a space, "<0x41>" for a byte piece
+  float score = 0;    // BPE: minus the merge rank
+  Kind kind = Kind::normal;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -27,6 +35,8 @@ class Tokenizer {
   virtual std::string describe() const = 0;  // "byte-level" or "sentencepiece (8000 pieces)"
   // The serialized SentencePiece model, written beside checkpoints and shards; empty for byte-level.
   virtual std::string serialized() const = 0;
+  // The SentencePiece vocabulary, one entry per id; empty for byte-level.
+  virtual std::vector<TokenPiece> pieces() const = 0;
 };
 
 std::unique_ptr<Tokenizer> make_byte_tokenizer();

@@ -37,6 +37,7 @@ class ByteTokenizer final : public Tokenizer {
   std::vector<int32_t> token_byte_lengths() const override { return std::vector<int32_t>(256, 1); }
   std::string describe() const override { return "byte-level"; }
   std::string serialized() const override { return {}; }
+  std::vector<TokenPiece> pieces() const override { return {}; }
 };
 
 // The length of the valid UTF-8 sequence at text[i] (1-4), or 0 when the bytes there are not one.
@@ -108,6 +109,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
   std::string describe() const override { return "sentencepiece (" + std::to_string(pieces_.size()) + " pieces)"; }
   std::string serialized() const override { return serialized_; }
+  std::vector<TokenPiece> pieces() const override;
 
  private:
   void build_tables(const std::string& source);
@@ -153,6 +155,20 @@ void SentencePieceTokenizer::check_round_trip(const std::string& source) const {
   check(decode(encode(probe)) == probe, "tokenizer: ", source,
         " changes text when encoding (normalization, a dummy prefix or removed spaces); train it with recur "
         "tokenizer train, which keeps text as it is");
+}
+
+std::vector<TokenPiece> SentencePieceTokenizer::pieces() const {
+  std::vector<TokenPiece> out(pieces_.size());
+  for (int id = 0; id < (int)out.size(); id++) {
+    out[id].piece = sp_.IdToPiece(id), out[id].score = sp_.GetScore(id);
+    using Kind = TokenPiece::Kind;
+    out[id].kind = sp_.IsByte(id)      ? Kind::byte
+                   : sp_.IsUnknown(id) ? Kind::unknown
+                   : sp_.IsControl(id) ? Kind::control
+                   : sp_.IsUnused(id)  ? Kind::unused
+                                       : Kind::normal;
+  }
+  return out;
 }
 
 std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {

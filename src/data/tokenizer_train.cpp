@@ -79,8 +79,11 @@ std::string train_sentencepiece(const std::vector<std::string>& inputs, const To
   sentencepiece::SetRandomGeneratorSeed((unsigned)o.seed);
   std::string model;
   auto status = sentencepiece::SentencePieceTrainer::Train(args, &iterator, &model);
-  check(status.ok(), "tokenizer train: SentencePiece failed: ", status.ToString(),
-        "; for a vocabulary too large for the text, lower --vocab_size");
+  std::string reason = status.ToString();
+  bool vocab_too_large = reason.find("Vocabulary size") != std::string::npos;
+  check(status.ok(), "tokenizer train: SentencePiece failed: ", reason,
+        vocab_too_large ? "; lower --vocab_size to at most the size SentencePiece names, or give it more text"
+                        : "; check that the inputs hold text (recur tokenizer train --help lists the options)");
   return model;
 }
 

@@ -76,8 +76,9 @@ void Engine::Live::on_token(BatchSequence& s) {
       for (size_t n = std::min(stop.size() - 1, s.out.size()); n > hold; n--)
         if (ends_with(stop, n)) hold = n;
   size_t final_n = s.out.size() - hold;
-  if (final_n > r.emitted && r.request.on_tokens)
-    r.request.on_tokens(std::vector<int32_t>(s.out.begin() + r.emitted, s.out.begin() + final_n));
+  if (final_n > r.emitted && r.request.on_tokens &&
+      !r.request.on_tokens(std::vector<int32_t>(s.out.begin() + r.emitted, s.out.begin() + final_n)))
+    s.finished = true, r.reason = FinishReason::stop;
   r.emitted = std::max(r.emitted, final_n);
 }
 

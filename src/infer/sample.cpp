@@ -39,7 +39,8 @@ int32_t sample_token(const float* logits, int V, const SampleOptions& o, Rng& rn
   return ids[k - 1];
 }
 
-std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& o) {
+std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& prompt, const SampleOptions& o,
+                              const StopAfter& stop) {
   check(!prompt.empty(), "sample: the prompt is empty; give at least one character");
   check(o.max_new_tokens >= 0, "sample: max_new_tokens must be >= 0");
   check(o.top_k >= 0, "sample: top_k must be >= 0");
@@ -62,7 +63,7 @@ std::vector<int32_t> generate(const Model& model, const std::vector<int32_t>& pr
     int32_t next = sample_token(logits.data() + logits.size() - V, V, o, rng);
     tokens.push_back(next);
     out.push_back(next);
-    if (i + 1 == o.max_new_tokens) break;
+    if ((stop && stop(next)) || i + 1 == o.max_new_tokens) break;
     if (cache.length == window)
       prefill(std::max(1, window / 2));
     else

@@ -1,7 +1,6 @@
-// A recur model as a llama.cpp `llama` GGUF (recur/gguf.h): hyperparameters, a byte vocabulary, and one block per
+// A recur model as a llama.cpp `llama` GGUF (recur/gguf.h): hyperparameters, the vocabulary, and one block per
 // layer application in schedule order, so a shared layer is written once per use. llama.cpp's block is recur's
 // (docs/design.md, "The block") except for RoPE's pairing, which the Q/K row order makes up for.
-#include <cstdio>
 #include <cstring>
 
 #include "recur/error.h"
@@ -41,34 +40,6 @@ std::vector<float> rope_rows_deinterleave(const float* w, int n_heads, int head_
 }
 
 namespace {
-
-// llama.cpp's token types (llama.h, LLAMA_TOKEN_TYPE_*).
-constexpr int32_t kTokenNormal = 1, kTokenUnused = 5, kTokenByte = 6;
-
-// Token i < 256 is byte i, as "<0xXX>" (llama.cpp's SentencePiece byte fallback, so text tokenizes byte by byte),
-// except the space, which is the piece "▁": llama.cpp's SPM tokenizer writes spaces as U+2581 before matching.
-// Ids from 256 on (a vocab_size above 256) are unused.
-void add_vocabulary(GgufFile& f, int vocab_size) {
-  std::vector<std::string> tokens;
-  std::vector<int32_t> types;
-  for (int i = 0; i < vocab_size; i++) {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "<0x%02X>", i);
-    if (i == ' ')
-      tokens.push_back("\xe2\x96\x81"), types.push_back(kTokenNormal);
-    else if (i < 256)
-      tokens.push_back(hex), types.push_back(kTokenByte);
-    else
-      tokens.push_back("<unused_" + std::to_string(i) + ">"), types.push_back(kTokenUnused);
-  }
-  f.set("tokenizer.ggml.model", GgufValue::string("llama"));
-  f.set("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
-  f.set("tokenizer.ggml.scores", GgufValue::f32_array(std::vector<float>(vocab_size, 0.0f)));
-  f.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
-  f.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
-  f.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
-  f.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
-}
 
 // llama.cpp's general.file_type (llama.h, LLAMA_FTYPE_*): all F32, mostly F16, mostly BF16.
 uint32_t file_type(GgmlType matrices) { return matrices == GgmlType::f32 ? 0 : matrices == GgmlType::f16 ? 1 : 32; }
@@ -113,12 +84,14 @@ void add_block(GgufFile& f, const Model& m, int b, int u, GgmlType type) {
 
 }  // namespace
 
-GgufFile gguf_from_model(const Model& m, const std::string& name, GgmlType matrices) {
+GgufFile gguf_from_model(const Model& m, const std::string& name, const GgufVocabulary& vocab, GgmlType matrices) {
   const ModelConfig& c = m.config();
   gguf_check_exportable(c);
+  check(vocab.tokens.size() == (size_t)c.vocab_size, "export gguf: the vocabulary has ", vocab.tokens.size(),
+        " tokens but the model's vocab_size is ", c.vocab_size);
   GgufFile f;
   add_hyperparameters(f, m, name, matrices);
-  add_vocabulary(f, c.vocab_size);
+  gguf_set_vocabulary(f, vocab);
   int64_t V = c.vocab_size, d = c.d_model;
   f.add_f32("token_embd.weight", {V, d}, m.weights(m.offsets().embed), matrices);
   for (size_t b = 0; b < m.schedule().size(); b++) add_block(f, m, (int)b, m.schedule()[b], matrices);

@@ -65,19 +65,22 @@ std::vector<int32_t> token_array(const json& v, const char* name, int vocab) {
     if (!t.is_number_integer()) fail(name, std::string("'") + name + "' must be a string or token ids", "invalid_type");
     if (t.is_number_unsigned() ? t.get<uint64_t>() >= (uint64_t)vocab
                                : t.get<int64_t>() < 0 || t.get<int64_t>() >= vocab)
-      fail(name, "token ids must be from 0 to " + std::to_string(vocab - 1), "invalid_value");
+      fail(name,
+           "token id " + t.dump() + " in '" + name + "' is outside the model's vocabulary (ids 0 to " +
+               std::to_string(vocab - 1) + ")",
+           "invalid_value");
     tokens.push_back(t.get<int32_t>());
   }
   return tokens;
 }
 
-std::vector<int32_t> prompt_field(const json& j, int vocab) {
+std::vector<int32_t> prompt_field(const json& j, int vocab, const Tokenizer& tokenizer) {
   const json* v = field(j, "prompt");
   if (!v) fail("prompt", "'prompt' is required", "missing_field");
   if (v->is_array() && v->size() == 1 && (*v)[0].is_string()) v = &(*v)[0];  // ["text"]: one prompt
   std::vector<int32_t> prompt;
   if (v->is_string())
-    prompt = text_to_tokens(v->get<std::string>());
+    prompt = tokenizer.encode(v->get_ref<const std::string&>());
   else if (v->is_array())
     prompt = token_array(*v, "prompt", vocab);
   else
@@ -86,16 +89,16 @@ std::vector<int32_t> prompt_field(const json& j, int vocab) {
   return prompt;
 }
 
-std::vector<std::vector<int32_t>> stop_field(const json& j) {
+std::vector<std::string> stop_field(const json& j) {
   const json* v = field(j, "stop");
-  std::vector<std::vector<int32_t>> stop;
+  std::vector<std::string> stop;
   if (!v) return stop;
   if (v->is_string()) {
-    stop.push_back(text_to_tokens(v->get<std::string>()));
+    stop.push_back(v->get<std::string>());
   } else if (v->is_array() && v->size() <= 4) {
     for (const json& s : *v) {
       if (!s.is_string()) fail("stop", "'stop' must be a string or an array of strings", "invalid_type");
-      stop.push_back(text_to_tokens(s.get<std::string>()));
+      stop.push_back(s.get<std::string>());
     }
   } else {
     fail("stop", "'stop' must be a string or an array of at most 4 strings", "invalid_type");
@@ -121,7 +124,8 @@ json error_json(const ApiError& e) {
             {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
 }
 
-CompletionParams parse_completion(const std::string& body, const ModelConfig& config, uint64_t default_seed) {
+CompletionParams parse_completion(const std::string& body, const ModelConfig& config, const Tokenizer& tokenizer,
+                                  uint64_t default_seed) {
   json j = parse_object(body);
   check_fields(
       j, {"model", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "n", "stream", "user"});
@@ -132,7 +136,7 @@ CompletionParams parse_completion(const std::string& body, const ModelConfig& co
     fail("stream", "'stream' must be a boolean", "invalid_type");
   integer_field(j, "n", 1, 1, 1);
   CompletionParams p;
-  p.prompt = prompt_field(j, config.vocab_size);
+  p.prompt = prompt_field(j, config.vocab_size, tokenizer);
   p.sampling.max_new_tokens = (int)integer_field(j, "max_tokens", 16, 1, config.max_seq_len);
   p.sampling.temperature = (float)number_field(j, "temperature", 1.0, 0, 2, false);
   p.sampling.top_k = (int)integer_field(j, "top_k", 0, 0, config.vocab_size);

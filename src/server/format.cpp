@@ -1,15 +1,10 @@
-// Byte-level text for the HTTP server (tokens are bytes 0..255, see api.h) and the Prometheus text of GET /metrics.
+// The text of completions (UTF-8 decoding and TextStream, see api.h) and the Prometheus text of GET /metrics.
+#include <algorithm>
 #include <cstdio>
 
 #include "api.h"
 
 namespace recur::server {
-
-std::vector<int32_t> text_to_tokens(const std::string& text) {
-  std::vector<int32_t> tokens;
-  for (char c : text) tokens.push_back((int32_t)(uint8_t)c);
-  return tokens;
-}
 
 namespace {
 
@@ -32,10 +27,10 @@ int sequence_length(unsigned char b, unsigned char& lo, unsigned char& hi) {
 
 }  // namespace
 
-std::string Utf8Decoder::decode(const std::vector<int32_t>& tokens, bool last) {
+std::string Utf8Decoder::decode(std::string_view bytes, bool last) {
   std::string in = std::move(pending_), out;
   pending_.clear();
-  for (int32_t t : tokens) in += (char)(uint8_t)t;
+  in += bytes;
   const char* replacement = "\xEF\xBF\xBD";
   size_t i = 0;
   while (i < in.size()) {
@@ -65,6 +60,38 @@ std::string Utf8Decoder::decode(const std::vector<int32_t>& tokens, bool last) {
     i = j;
   }
   return out;
+}
+
+bool TextStream::add(const std::vector<int32_t>& tokens) {
+  if (stopped_) return false;
+  size_t old_size = bytes_.size(), cut = std::string::npos, cut_end = std::string::npos;
+  bytes_ += tokenizer_.decode(tokens);
+  // the stop string that ends first (then the longest): a match must end in the new bytes
+  for (const std::string& s : stop_) {
+    size_t at = bytes_.find(s, old_size >= s.size() - 1 ? old_size - (s.size() - 1) : 0);
+    if (at != std::string::npos && (at + s.size() < cut_end || (at + s.size() == cut_end && at < cut)))
+      cut = at, cut_end = at + s.size();
+  }
+  if (cut == std::string::npos) return true;
+  bytes_.resize(cut);  // held back until now (held_back), so nothing of it was released
+  stopped_ = true;
+  return false;
+}
+
+size_t TextStream::held_back() const {
+  size_t hold = 0;
+  for (const std::string& s : stop_)
+    for (size_t n = std::min(s.size() - 1, bytes_.size()); n > hold; n--)
+      if (bytes_.compare(bytes_.size() - n, n, s, 0, n) == 0) hold = n;
+  return hold;
+}
+
+std::string TextStream::take(bool last) {
+  size_t end = last || stopped_ ? bytes_.size() : bytes_.size() - held_back();
+  end = std::max(end, released_);
+  std::string text = utf8_.decode(std::string_view(bytes_).substr(released_, end - released_), last);
+  released_ = end;
+  return text;
 }
 
 namespace {

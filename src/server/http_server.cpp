@@ -1,6 +1,7 @@
 // The HTTP layer of `recur server` (recur/server.h) on cpp-httplib: routes, OpenAI-style completions (whole or
-// as server-sent events), limits (413, 429), and the shutdown on SIGINT/SIGTERM. Tokens travel from the engine
-// thread to the request's HTTP thread through a Channel; a stream whose client went away cancels its sequence.
+// as server-sent events), limits (413, 429), and the shutdown on SIGINT/SIGTERM. The engine thread turns a
+// request's tokens into text (a TextStream in the model's tokenizer) and hands it to the request's HTTP thread
+// through a Channel; a stream whose client went away cancels its sequence.
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,9 +29,11 @@ using nlohmann::json;
 using server::ApiError;
 
 struct Channel {
+  Channel(const Tokenizer& tokenizer, std::vector<std::string> stop) : text(tokenizer, std::move(stop)) {}
   std::mutex mutex;
   std::condition_variable ready;
-  std::vector<int32_t> tokens;  // streamed by the engine, not yet sent
+  server::TextStream text;  // fed by the engine thread
+  std::string released;     // text released by it, not yet sent
   bool done = false;
   EngineResult result;
 };
@@ -49,8 +52,8 @@ void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.st
 
 class HttpServer {
  public:
-  HttpServer(const Model& model, const ServerOptions& options)
-      : model_(model), options_(options), engine_(model, options.engine) {}
+  HttpServer(const Model& model, const Tokenizer& tokenizer, const ServerOptions& options)
+      : model_(model), tokenizer_(tokenizer), options_(options), engine_(model, options.engine) {}
   int run(const sigset_t& signals);
 
  private:
@@ -63,6 +66,7 @@ class HttpServer {
   void wait_for_signal(const sigset_t& signals);
 
   const Model& model_;
+  const Tokenizer& tokenizer_;
   const ServerOptions& options_;
   Engine engine_;
   httplib::Server http_;
@@ -73,16 +77,20 @@ class HttpServer {
 };
 
 void HttpServer::completions(const httplib::Request& req, httplib::Response& res) {
-  server::CompletionParams p = server::parse_completion(req.body, model_.config(), mix_seed(seed_base_, seeds_++));
-  auto channel = std::make_shared<Channel>();
-  EngineRequest request{p.prompt, p.sampling, p.stop, nullptr, nullptr};
+  server::CompletionParams p =
+      server::parse_completion(req.body, model_.config(), tokenizer_, mix_seed(seed_base_, seeds_++));
+  auto channel = std::make_shared<Channel>(tokenizer_, std::move(p.stop));
+  EngineRequest request{p.prompt, p.sampling, {}, nullptr, nullptr};
   request.on_tokens = [channel](const std::vector<int32_t>& tokens) {
     std::lock_guard<std::mutex> lock(channel->mutex);
-    channel->tokens.insert(channel->tokens.end(), tokens.begin(), tokens.end());
+    bool more = channel->text.add(tokens);
+    channel->released += channel->text.take(false);
     channel->ready.notify_one();
+    return more;  // false: a stop string appeared
   };
   request.on_done = [channel](const EngineResult& result) {
     std::lock_guard<std::mutex> lock(channel->mutex);
+    channel->released += channel->text.take(true);
     channel->result = result, channel->done = true;
     channel->ready.notify_one();
   };
@@ -103,17 +111,18 @@ void HttpServer::whole(httplib::Response& res, uint64_t id, std::shared_ptr<Chan
   open_streams_++;
   auto provide = [this, id, channel](size_t, httplib::DataSink& sink) {
     EngineResult r;
+    std::string completion;
     {
       std::unique_lock<std::mutex> lock(channel->mutex);
       if (!channel->ready.wait_for(lock, kHeartbeat, [&] { return channel->done; })) {
         lock.unlock();
         return sink.write(" ", 1);  // false: the releaser below cancels
       }
-      r = channel->result;
+      r = channel->result, completion = channel->released;
     }
-    std::string text = json_text(server::final_completion_json(
-        "cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
-        server::Utf8Decoder().decode(r.tokens, true), r.reason, {r.prompt_tokens, (int)r.tokens.size()}));
+    std::string text =
+        json_text(server::final_completion_json("cmpl-" + std::to_string(id), options_.model_name, std::time(nullptr),
+                                                completion, r.reason, {r.prompt_tokens, (int)r.tokens.size()}));
     if (!sink.write(text.data(), text.size())) return false;
     sink.done();
     return true;
@@ -126,32 +135,29 @@ void HttpServer::whole(httplib::Response& res, uint64_t id, std::shared_ptr<Chan
   });
 }
 
-// Server-sent events in OpenAI's chunk format: one event per batch of tokens, a last one with finish_reason and
-// usage, then [DONE]. A failed write means the client left: its sequence is cancelled.
+// Server-sent events in OpenAI's chunk format: one event per piece of released text, a last one with
+// finish_reason and usage, then [DONE]. A failed write means the client left: its sequence is cancelled.
 void HttpServer::stream(httplib::Response& res, uint64_t id, std::shared_ptr<Channel> channel, int prompt_tokens) {
-  auto decoder = std::make_shared<server::Utf8Decoder>();
-  auto sent = std::make_shared<int>(0);
   std::string cid = "cmpl-" + std::to_string(id);
   int64_t created = std::time(nullptr);
   res.set_header("Cache-Control", "no-cache");
   open_streams_++;
-  auto provide = [this, id, channel, decoder, sent, cid, created, prompt_tokens](size_t, httplib::DataSink& sink) {
-    std::vector<int32_t> tokens;
+  auto provide = [this, id, channel, cid, created, prompt_tokens](size_t, httplib::DataSink& sink) {
+    std::string text, events;
     bool done;
     FinishReason reason;
+    int generated;
     {
       std::unique_lock<std::mutex> lock(channel->mutex);
       channel->ready.wait_for(lock, std::chrono::milliseconds(100),
-                              [&] { return !channel->tokens.empty() || channel->done; });
-      tokens.swap(channel->tokens);
-      done = channel->done, reason = channel->result.reason;
+                              [&] { return !channel->released.empty() || channel->done; });
+      text.swap(channel->released);
+      done = channel->done, reason = channel->result.reason, generated = (int)channel->result.tokens.size();
     }
-    *sent += (int)tokens.size();
-    std::string text = decoder->decode(tokens, done), events;
     auto event = [&](const json& j) { events += "data: " + json_text(j) + "\n\n"; };
     if (!text.empty()) event(server::completion_json(cid, options_.model_name, created, text, nullptr));
     if (done) {
-      event(server::final_completion_json(cid, options_.model_name, created, "", reason, {prompt_tokens, *sent}));
+      event(server::final_completion_json(cid, options_.model_name, created, "", reason, {prompt_tokens, generated}));
       events += "data: [DONE]\n\n";
     }
     if (!events.empty() && !sink.write(events.data(), events.size())) {
@@ -181,7 +187,12 @@ void HttpServer::routes() {
   };
   http_.Post("/v1/completions", guarded(&HttpServer::completions));
   http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    json model = {{"id", options_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "recur"}};
+    json model = {{"id", options_.model_name},
+                  {"object", "model"},
+                  {"created", 0},
+                  {"owned_by", "recur"},
+                  {"tokenizer", tokenizer_.describe()},
+                  {"vocab_size", tokenizer_.vocab_size()}};
     send_json(res, 200, {{"object", "list"}, {"data", {model}}});
   });
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -213,12 +224,12 @@ void HttpServer::routes() {
 }
 
 void HttpServer::tokenize(const httplib::Request& req, httplib::Response& res) {
-  send_json(res, 200, {{"tokens", server::text_to_tokens(server::parse_tokenize(req.body))}});
+  send_json(res, 200, {{"tokens", tokenizer_.encode(server::parse_tokenize(req.body))}});
 }
 
 void HttpServer::detokenize(const httplib::Request& req, httplib::Response& res) {
   std::vector<int32_t> tokens = server::parse_detokenize(req.body, model_.config());
-  send_json(res, 200, {{"content", server::Utf8Decoder().decode(tokens, true)}});
+  send_json(res, 200, {{"content", server::Utf8Decoder().decode(tokenizer_.decode(tokens), true)}});
 }
 
 // SIGINT/SIGTERM (blocked in every thread, taken here): refuse new requests, let the engine finish or cancel the
@@ -267,7 +278,7 @@ int HttpServer::run(const sigset_t& signals) {
 
 }  // namespace
 
-int run_server(const Model& model, const ServerOptions& options) {
+int run_server(const Model& model, const Tokenizer& tokenizer, const ServerOptions& options) {
   check(options.http_threads >= 1, "server: --http_threads must be >= 1");
   check(options.max_body_bytes >= 1, "server: --max_body_bytes must be >= 1");
   // Block the shutdown signals before any thread starts (engine, OpenMP, HTTP): all inherit the mask, so only
@@ -278,7 +289,10 @@ int run_server(const Model& model, const ServerOptions& options) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  HttpServer server(model, options);
+  check(tokenizer.vocab_size() == model.config().vocab_size, "server: the model's vocab_size is ",
+        model.config().vocab_size, " but its tokenizer (", tokenizer.describe(), ") has ", tokenizer.vocab_size(),
+        " tokens; serve a checkpoint whose tokenizer matches its model");
+  HttpServer server(model, tokenizer, options);
   return server.run(signals);
 }
 

@@ -1,7 +1,9 @@
 // Language-model evaluation: the stream cut into windows overlapping by one token, forwarded in batches by the
-// training pass (targets counted, no backward), the cross-entropy summed over every predicted token.
+// training pass (targets counted, no backward), the cross-entropy summed over every predicted token; and one
+// continuation's log-likelihood after a prompt.
 #include "recur/eval.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "recur/error.h"
@@ -55,6 +57,25 @@ LmEvalResult evaluate_lm(const Model& model, const TokenReader& read, uint64_t n
   int rest = (int)(n - 1 - full * T);
   if (rest > 0) score_windows(pass, read, {full * T}, rest, token_bytes, result);
   return result;
+}
+
+double continuation_loglik(const Model& model, const std::vector<int32_t>& prompt,
+                           const std::vector<int32_t>& continuation) {
+  int max_len = model.config().max_seq_len;
+  check(!continuation.empty() && (int)continuation.size() < max_len, "eval: a choice of ", continuation.size(),
+        " tokens does not fit after a prompt in max_seq_len ", max_len);
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), continuation.begin(), continuation.end());
+  size_t keep = std::min<size_t>(seq.size(), (size_t)max_len + 1);  // inputs are all but the last token
+  seq.erase(seq.begin(), seq.end() - (long)keep);
+  int T = (int)seq.size() - 1;
+  check(T >= (int)continuation.size(), "eval: an item's prompt is empty; give each item a context");
+  std::vector<int32_t> targets(T, -1);
+  for (int t = T - (int)continuation.size(); t < T; t++) targets[t] = seq[t + 1];
+  TrainPass pass(model);
+  pass.set_mor_causal_routing(model.config().mor_routing == MorRouting::expert);
+  pass.forward(seq.data(), targets.data(), 1, T);
+  return -(double)pass.last_cross_entropy() * pass.n_targets();
 }
 
 }  // namespace recur

@@ -6,12 +6,14 @@
 #include <string>
 
 #include "recur/error.h"
+#include "recur/tokenizer.h"
 #include "server/api.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string body(reinterpret_cast<const char*>(data), size);
   recur::ModelConfig config;  // the defaults: a byte vocabulary
   config.max_seq_len = 64;
+  static std::unique_ptr<recur::Tokenizer> bytes = recur::make_byte_tokenizer();
   auto attempt = [&](auto&& parse) {
     try {
       parse();
@@ -19,8 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const recur::Error&) {
     }
   };
-  attempt([&] { recur::server::parse_completion(body, config, 7); });
-  attempt([&] { recur::server::text_to_tokens(recur::server::parse_tokenize(body)); });
-  attempt([&] { recur::server::parse_detokenize(body, config); });
+  attempt([&] { recur::server::parse_completion(body, config, *bytes, 7); });
+  attempt([&] { bytes->encode(recur::server::parse_tokenize(body)); });
+  attempt([&] { bytes->decode(recur::server::parse_detokenize(body, config)); });
   return 0;
 }
