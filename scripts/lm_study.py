@@ -29,19 +29,22 @@ from lm_study_analysis import category_scores, cross_block_cosine, family_fits, 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def model_runs(k, L):
+def model_runs(k, L, looped_lr=0.0):
     """name -> {label, flags, depth, family}. Families for the depth fits: the non-looped (d⊗1) models, (k⊗1) among
     them, and the looped (k⊗l) models with l > 1 ((k⊗1) counts once, in the non-looped family, as in
-    docs/looped.md). The middle-looped and regularized models are in no family."""
+    docs/looped.md). The middle-looped and regularized models are in no family, nor is the (k⊗L) twin trained at
+    --looped_lr (a looped model can stall at the shared learning rate: docs/lm.md "The LM study")."""
     kl = k * L
     runs = {}
     for depth in sorted({k, 2 * k, kl}):
         runs[f"{depth}x1"] = {"label": f"({depth}⊗1)", "flags": ["--n_layers", str(depth)], "depth": depth,
                               "family": "non-looped"}
     for loops in sorted({2, L}):
-        runs[f"{k}x{loops}"] = {"label": f"({k}⊗{loops})", "depth": k * loops, "family": "looped",
+        runs[f"{k}x{loops}"] = {"label": f"({k}⊗{loops})", "depth": k * loops, "family": "looped", "loops": (k, loops),
                                 "flags": ["--sharing", "cycle", "--n_layers", str(k * loops), "--n_recursions",
                                           str(loops)]}
+    if looped_lr:  # (k⊗L) again at its own learning rate, outside the families
+        runs[f"{k}x{L}_lr"] = dict(runs[f"{k}x{L}"], label=f"({k}⊗{L}), lr {looped_lr:g}", family=None, lr=looped_lr)
     # middle looping (SPEC §2): one unique layer, the k-layer block looped, one unique layer: kL applications
     middle = (kl - 2) // k
     runs["middle"] = {"label": f"1 + ({k}⊗{middle}) + 1", "depth": 2 + k * middle, "family": None,
@@ -57,8 +60,8 @@ def base_flags(args):
             "--d_ff", str(args.d_ff), "--max_seq_len", str(args.seq_len)]
 
 
-def train_flags(args):
-    return ["--batch_size", str(args.batch_size), "--seq_len", str(args.seq_len), "--lr", str(args.lr),
+def train_flags(args, lr):
+    return ["--batch_size", str(args.batch_size), "--seq_len", str(args.seq_len), "--lr", str(lr),
             "--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps), "--eval_every", "0",
             "--eval_batches", "8", "--save_every", str(args.save_every), "--log_every", "50", "--sample_tokens", "0",
             "--seed", str(args.seed)]
@@ -105,7 +108,7 @@ def train(args, name, spec, run_dir):
         return
     os.makedirs(run_dir, exist_ok=True)
     cmd = recur(args, "train", "--data", os.path.join(args.out, "shards")) + base_flags(args) + spec["flags"] + \
-        train_flags(args) + ["--out", run_dir]
+        train_flags(args, spec.get("lr", args.lr)) + ["--out", run_dir]
     if os.path.exists(os.path.join(run_dir, "latest")):
         cmd += ["--resume", run_dir]
     run_logged(cmd, os.path.join(run_dir, "log.txt"), f"training {name}")
@@ -145,7 +148,8 @@ def evaluate(args, run_dir):
                              "--json"))
         fewshot = [flag for f in files.values() for flag in ("--fewshot", f)]
         tasks = run_json(recur(args, "eval", "--checkpoint", checkpoint, *fewshot, "--shots", str(args.shots),
-                               "--max_items", str(args.max_items), "--json"))
+                               "--max_items", str(args.max_items), "--max_gen_tokens", str(args.max_gen_tokens),
+                               "--json"))
         result = {"step": int(step_dir[5:]), "val": val, "fewshot": tasks, "eval_seconds": time.time() - start}
         with open(out + ".tmp", "w") as f:
             json.dump(result, f, indent=1)
@@ -202,10 +206,13 @@ def collect(args, runs, category_of):
         checkpoints = [{"step": e["step"], "val_nll": e["val"]["nll"],
                         "categories": category_scores(e["fewshot"], category_of), "tasks": e["fewshot"]["tasks"],
                         "eval_seconds": e["eval_seconds"]} for e in evals]
-        models[name] = {"label": spec["label"], "flags": spec["flags"], "depth": spec["depth"],
+        models[name] = {"label": spec["label"], "flags": spec["flags"], "lr": spec.get("lr", args.lr),
+                        "depth": spec["depth"],
                         "family": spec["family"], "params": params, "flops_per_token": flops, "steps": steps,
                         "train_seconds": seconds, "val_nll": checkpoints[-1]["val_nll"],
                         "final": checkpoints[-1]["categories"], "checkpoints": checkpoints}
+        if "loops" in spec:
+            models[name]["loops"] = spec["loops"]
         if name.startswith(f"{args.k * args.L}x1"):  # the regularizer's twins: how alike are their k-layer blocks
             weights = layer_weights(os.path.join(run_dir, f"step_{args.steps:08d}", "model.safetensors"))
             models[name]["cross_block_cosine"] = cross_block_cosine(weights, args.k)
@@ -216,9 +223,9 @@ def loop_gaps(models, categories):
     """%Gap per category for every looped model (k⊗l) whose (k⊗1) and (kl⊗1) are in the study."""
     gaps = {}
     for name, m in models.items():
-        if m["family"] != "looped":
+        if "loops" not in m:
             continue
-        k, loops = (int(v) for v in name.split("x"))
+        k, loops = m["loops"]
         shallow, deep = models.get(f"{k}x1"), models.get(f"{k * loops}x1")
         if shallow and deep:
             gaps[name] = {c: percent_gap(m["final"][c], shallow["final"][c], deep["final"][c]) for c in categories}
@@ -257,7 +264,8 @@ def write_report(args, runs, models, categories):
             f"tokens), {args.tokenizer} tokens, seed {args.seed}", "",
             f"d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, seq_len {args.seq_len}, batch "
             f"{args.batch_size}, lr {args.lr}, warmup {args.warmup_steps}; probes `{args.probe_options}`; "
-            f"{args.shots}-shot, first {args.max_items or 'all'} items per task; checkpoints every {args.save_every} "
+            f"{args.shots}-shot, first {args.max_items or 'all'} items per task, at most {args.max_gen_tokens} generated "
+            f"tokens; checkpoints every {args.save_every} "
             f"steps; {args.threads} thread(s) per process. Category scores: mean of the category's tasks ± s.e.; "
             f"%Gap ± its delta-method s.e. (in parentheses when the (k⊗1)→(kL⊗1) gap is within 2 s.e.).", "",
             paper_table(models, order, categories, gaps, majority_baselines(read_probes(args)["tasks"])), "",
@@ -297,9 +305,13 @@ def parse_args():
     p.add_argument("--save_every", type=int, default=250, help="checkpoints evaluated for the isoplots")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup_steps", type=int, default=50)
+    p.add_argument("--looped_lr", type=float, default=0.0,
+                   help="also train (k⊗L) at this learning rate (a run outside the families; 0: no such run)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--shots", type=int, default=0)
     p.add_argument("--max_items", type=int, default=0, help="score the first N items of each task (0: all)")
+    p.add_argument("--max_gen_tokens", type=int, default=24,
+                   help="generation cut (the probes' longest target, ' September 16, 1951', is 19 bytes)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no_eval", action="store_true", help="only train")
     p.add_argument("--report_only", action="store_true", help="only rewrite the report from what is evaluated")
@@ -308,7 +320,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    runs = model_runs(args.k, args.L)
+    runs = model_runs(args.k, args.L, args.looped_lr)
     names = [n for n in args.runs.split(",") if n] or list(runs)
     unknown = [n for n in names if n not in runs]
     if unknown:

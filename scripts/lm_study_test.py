@@ -103,7 +103,7 @@ class Report(unittest.TestCase):
     def setUp(self):
         self.models = {"2x1": model("(2⊗1)", 2, "non-looped", {"p": (0.2, 0.04)}, params=50000, val_nll=1.8),
                        "6x1": model("(6⊗1)", 6, "non-looped", {"p": (0.6, 0.0)}, params=150000, val_nll=1.4),
-                       "2x3": model("(2⊗3)", 6, "looped", {"p": (0.5, 0.03)}, val_nll=1.6)}
+                       "2x3": dict(model("(2⊗3)", 6, "looped", {"p": (0.5, 0.03)}, val_nll=1.6), loops=(2, 3))}
 
     def test_loop_gaps_pair_each_looped_model_with_its_shallow_and_deep_twins(self):
         gaps = lm_study.loop_gaps(self.models, ["p"])
