@@ -27,6 +27,7 @@ from lm_study_analysis import category_scores, cross_block_cosine, family_fits, 
     majority_baselines, paper_table, percent_gap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER_ORDER = ["closed_book_qa", "open_book_qa", "math_word", "primitives"]  # the paper's Table 3 columns
 
 
 def model_runs(k, L, looped_lr=0.0):
@@ -238,7 +239,8 @@ def regularizer_lines(models, categories, k, L):
     if not (plain and reg):
         return ["(the regularized model or its twin has not finished)"]
     lines = [f"| | {plain['label']} | {reg['label']} | reg − plain |", "|---|---|---|---|",
-             f"| val log-ppl | {plain['val_nll']:.4f} | {reg['val_nll']:.4f} | {reg['val_nll'] - plain['val_nll']:+.4f} |",
+             f"| val log-ppl | {plain['val_nll']:.4f} | {reg['val_nll']:.4f} | "
+             f"{reg['val_nll'] - plain['val_nll']:+.4f} |",
              f"| cross-block cosine (k = {k}) | {plain['cross_block_cosine']:.3f} | {reg['cross_block_cosine']:.3f} | "
              f"{reg['cross_block_cosine'] - plain['cross_block_cosine']:+.3f} |"]
     for c in categories:
@@ -264,8 +266,8 @@ def write_report(args, runs, models, categories):
             f"tokens), {args.tokenizer} tokens, seed {args.seed}", "",
             f"d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, seq_len {args.seq_len}, batch "
             f"{args.batch_size}, lr {args.lr}, warmup {args.warmup_steps}; probes `{args.probe_options}`; "
-            f"{args.shots}-shot, first {args.max_items or 'all'} items per task, at most {args.max_gen_tokens} generated "
-            f"tokens; checkpoints every {args.save_every} "
+            f"{args.shots}-shot, first {args.max_items or 'all'} items per task, at most {args.max_gen_tokens} "
+            f"generated tokens; checkpoints every {args.save_every} "
             f"steps; {args.threads} thread(s) per process. Category scores: mean of the category's tasks ± s.e.; "
             f"%Gap ± its delta-method s.e. (in parentheses when the (k⊗1)→(kL⊗1) gap is within 2 s.e.).", "",
             paper_table(models, order, categories, gaps, majority_baselines(read_probes(args)["tasks"])), "",
@@ -292,20 +294,22 @@ def parse_args():
     p.add_argument("--runs", default="", help="comma-separated subset of the runs (default: all)")
     p.add_argument("--k", type=int, default=2, help="the looped block's layers")
     p.add_argument("--L", type=int, default=3, help="loops of (k⊗L); the deep model has kL layers")
-    p.add_argument("--probe_options", default="", help="flags for `recur data probes`, e.g. \"--people 200\"")
+    p.add_argument("--probe_options",
+                   default="--people 100 --igsm_train 500 --open_book_train 200 --primitives_train 250",
+                   help="flags for `recur data probes` (the default: about a quarter of its text, so biographies repeat)")
     p.add_argument("--tokenizer", default="byte", choices=["byte", "bpe", "unigram"])
     p.add_argument("--vocab_size", type=int, default=2048, help="SentencePiece vocabulary (--tokenizer bpe|unigram)")
-    p.add_argument("--val_fraction", type=float, default=0.01)
+    p.add_argument("--val_fraction", type=float, default=0.02)
     p.add_argument("--d_model", type=int, default=128)
     p.add_argument("--n_heads", type=int, default=4)
     p.add_argument("--d_ff", type=int, default=344)
     p.add_argument("--seq_len", type=int, default=256)
     p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=1000, help="training steps of every model (equal tokens)")
-    p.add_argument("--save_every", type=int, default=250, help="checkpoints evaluated for the isoplots")
+    p.add_argument("--steps", type=int, default=500, help="training steps of every model (equal tokens)")
+    p.add_argument("--save_every", type=int, default=125, help="checkpoints evaluated for the isoplots")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup_steps", type=int, default=50)
-    p.add_argument("--looped_lr", type=float, default=0.0,
+    p.add_argument("--looped_lr", type=float, default=1e-3,
                    help="also train (k⊗L) at this learning rate (a run outside the families; 0: no such run)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--shots", type=int, default=0)
@@ -333,7 +337,8 @@ def main():
                 evaluate(args, os.path.join(args.out, name))
     if os.path.exists(os.path.join(args.out, "probes", "probes.json")):
         _, category_of = probe_tasks(args)
-        categories = list(dict.fromkeys(category_of.values()))  # probes.json's order
+        categories = sorted(set(category_of.values()), key=lambda c: (PAPER_ORDER.index(c) if c in PAPER_ORDER
+                                                                       else len(PAPER_ORDER), c))
         models = collect(args, runs, category_of)
         if models:
             write_report(args, runs, models, categories)

@@ -99,7 +99,7 @@ def pct(score):
 def gap_cell(gap):
     if gap["gap"] is None:
         return "no gap"
-    text = f"{100 * gap['gap']:.0f} ± {100 * gap['gap_se']:.0f}%"
+    text = f"{round(100 * gap['gap'])} ± {round(100 * gap['gap_se'])}%"  # round() to an int: no "-0"
     return text if gap["defined"] else f"({text}; gap within noise)"
 
 
