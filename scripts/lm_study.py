@@ -298,7 +298,8 @@ def parse_args():
                    default="--people 100 --igsm_train 500 --open_book_train 200 --primitives_train 250",
                    help="flags for `recur data probes` (the default: about a quarter of its text, so biographies repeat)")
     p.add_argument("--tokenizer", default="byte", choices=["byte", "bpe", "unigram"])
-    p.add_argument("--vocab_size", type=int, default=2048, help="SentencePiece vocabulary (--tokenizer bpe|unigram)")
+    p.add_argument("--vocab_size", type=int, default=1024,
+                   help="SentencePiece vocabulary (--tokenizer bpe|unigram; the probes allow at most 1969 pieces)")
     p.add_argument("--val_fraction", type=float, default=0.02)
     p.add_argument("--d_model", type=int, default=128)
     p.add_argument("--n_heads", type=int, default=4)
