@@ -147,7 +147,7 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 
 
 def _scale(lo, hi, out_lo, out_hi):
-    if hi - lo < 1e-12:
+    if abs(hi - lo) < 1e-12:  # one value: centre it (lo > hi is a reversed axis)
         lo, hi = lo - 0.5, hi + 0.5
     return lambda v: out_lo + (v - lo) / (hi - lo) * (out_hi - out_lo)
 

@@ -126,6 +126,11 @@ class Report(unittest.TestCase):
         polylines = root.findall("{http://www.w3.org/2000/svg}polyline")
         self.assertEqual(len(polylines), 2)
         self.assertEqual(len(polylines[0].get("points").split()), 2)
+        # lower perplexity to the right, every point inside the axes (x 60..410, y 30..335)
+        xs = [float(c.get("cx")) for c in root.findall("{http://www.w3.org/2000/svg}circle")]
+        ys = [float(c.get("cy")) for c in root.findall("{http://www.w3.org/2000/svg}circle")]
+        self.assertEqual(xs, [60.0, 410.0, 235.0])  # val_nll 2.0, 1.8, 1.9
+        self.assertTrue(all(30 <= y <= 335 for y in ys), ys)
 
 
 class CrossBlockCosine(unittest.TestCase):
