@@ -5,6 +5,10 @@ Mixture-of-Recursions (expert / token choice, N_r = 2 and 3, with and without re
 by `recur train --flops_budget` on the built-in corpus, then tabulated (validation NLL, unique parameters, FLOPs
 actually run, tokens, wall time) into report.md and results.csv.
 
+`--data DIR` trains on a shard folder of `recur data prepare` instead (e.g. SentencePiece tokens; its vocabulary
+comes from the shards) and adds each final model's bits per byte on its validation split; `--fewshot FILE`
+(repeatable) adds each final model's score on those harness tasks (`recur eval --fewshot`, docs/lm.md).
+
 Resumable: every run checkpoints into <out>/<name>/ and a finished run leaves result.json; rerunning the command
 skips finished runs and resumes unfinished ones. `--runs a,b` trains a subset (e.g. two processes on disjoint
 subsets, one thread each); `--report_only` rewrites the tables from what has finished. `--mpi_ranks N` trains each
@@ -67,7 +71,7 @@ def mpi_prefix(args):
 def train_one(args, name, run_dir):
     os.makedirs(run_dir, exist_ok=True)
     cmd = mpi_prefix(args) + [args.recur, "--threads", str(args.threads), "train"] + BASE + RUNS[name] + \
-        train_flags(args) + ["--out", run_dir]
+        train_flags(args) + (["--data", args.data] if args.data else []) + ["--out", run_dir]
     if os.path.exists(os.path.join(run_dir, "latest")):
         cmd += ["--resume", run_dir]
     print("$", " ".join(cmd), flush=True)
@@ -75,7 +79,30 @@ def train_one(args, name, run_dir):
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         sys.exit(f"lm_compare: run {name} failed (exit {proc.returncode}); see {run_dir}/log.txt")
+    evaluate_final(args, run_dir)
     return summarize(args, name, run_dir)
+
+
+def recur_json(args, flags):
+    out = subprocess.run([args.recur, "--threads", str(args.threads), "eval"] + flags + ["--json"], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def evaluate_final(args, run_dir):
+    """With --data or --fewshot: the final model's bits per byte and harness scores, into eval.json."""
+    if not args.data and not args.fewshot:
+        return
+    result = {}
+    if args.data:
+        result["lm"] = recur_json(args, ["--checkpoint", run_dir, "--data", args.data])
+    if args.fewshot:
+        flags = ["--checkpoint", run_dir, "--max_items", str(args.max_items)]
+        for f in args.fewshot:
+            flags += ["--fewshot", f]
+        result["fewshot"] = recur_json(args, flags)["tasks"]
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        json.dump(result, f, indent=1)
 
 
 def summarize(args, name, run_dir):
@@ -101,6 +128,10 @@ def summarize(args, name, run_dir):
         "mor": {k: v for k, v in final.items() if k.startswith("mor_")},
         "budget": None if args.steps else args.budget, "threads": args.threads, "ranks": args.mpi_ranks,
     }
+    eval_path = os.path.join(run_dir, "eval.json")
+    if os.path.exists(eval_path):
+        with open(eval_path) as f:
+            result["eval"] = json.load(f)
     with open(os.path.join(run_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
@@ -126,30 +157,63 @@ def active(r, sep, causal_rule=False):  # active fraction per recursion step, un
     return sep.join(f"{r['mor'][k]:.{3 if sep == ';' else 2}f}" for k in keys)
 
 
+def task_names(results):  # the harness tasks of --fewshot, in the order the runs were scored
+    for r in results:
+        if "fewshot" in r.get("eval", {}):
+            return [t["task"] for t in r["eval"]["fewshot"]]
+    return []
+
+
+def task_score(r, task):  # exact match (generation) or acc (multiple choice), in percent with its standard error
+    for t in r.get("eval", {}).get("fewshot", []):
+        if t["task"] == task:
+            metric = "exact_match" if t["kind"] == "generation" else "acc"
+            se = t[metric + "_stderr"]
+            return f"{100 * t[metric]:.1f} ± {100 * se:.1f}" if se is not None else f"{100 * t[metric]:.1f}"
+    return "-"
+
+
+def bits_per_byte(r):
+    lm = r.get("eval", {}).get("lm")
+    return f"{lm['bits_per_byte']:.4f}" if lm else "-"
+
+
+def extra_columns(results):
+    """(headers, per result the cells): bits per byte with --data, one column per harness task with --fewshot."""
+    tasks = task_names(results)
+    headers = (["val bits/byte"] if any("lm" in r.get("eval", {}) for r in results) else []) + tasks
+    cells = [([bits_per_byte(r)] if len(headers) > len(tasks) else []) + [task_score(r, t) for t in tasks]
+             for r in results]
+    return headers, cells
+
+
 def write_report(args, results):
     os.makedirs(args.docs, exist_ok=True)
     cols = ["name", "sharing", "N_r", "routing", "kv_sharing", "params", "train_flops", "tokens", "steps",
             "train_seconds", "val_nll", "val_nll_causal", "active_fractions", "active_fractions_causal"]
+    extra, extra_cells = extra_columns(results)
     with open(os.path.join(args.docs, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(cols)
-        for r in results:
+        w.writerow(cols + extra)
+        for r, cells in zip(results, extra_cells):
             w.writerow([r["name"], *describe(r["name"]), r["params"], f"{r['train_flops']:.4g}", r["tokens"],
                         r["steps"], f"{r['train_seconds']:.0f}", f"{r['val_nll']:.4f}", causal(r), active(r, ";"),
-                        active(r, ";", True)])
+                        active(r, ";", True)] + cells)
+    unit = "nats/token" if args.data else "nats/byte"
     lines = ["| model | sharing | N_r | routing | KV sharing | unique params | train FLOPs | tokens | steps | wall s "
-             "| val NLL (nats/byte) | val NLL, causal routing | active fraction per step | the same, causal routing |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
+             f"| val NLL ({unit}) | val NLL, causal routing | active fraction per step | the same, causal routing |"
+             + "".join(f" {h} |" for h in extra), "|---" * (14 + len(extra)) + "|"]
+    for r, cells in zip(results, extra_cells):
         lines.append(f"| {r['name']} | " + " | ".join(describe(r["name"])) +
                      f" | {r['params'] / 1e6:.2f}M | {r['train_flops']:.3g} | {r['tokens'] / 1e3:.0f}k | {r['steps']}"
                      f" | {r['train_seconds']:.0f} | {r['val_nll']:.4f} | {causal(r)} | {active(r, ' / ') or '-'}"
-                     f" | {active(r, ' / ', True) or '-'} |")
+                     f" | {active(r, ' / ', True) or '-'} |" + "".join(f" {c} |" for c in cells))
     table = "\n".join(lines)
     title = (f"equal steps ({args.steps} per run, {args.steps * args.batch_size * 256 / 1e3:.0f}k tokens)" if args.steps
              else f"equal training FLOPs ({args.budget:.3g} per run)")
     with open(os.path.join(args.docs, "report.md"), "w") as f:
-        f.write(f"# LM comparison at {title}; seed {args.seed}\n\n{table}\n")
+        data = f" on {args.data}" if args.data else " on the built-in corpus"
+        f.write(f"# LM comparison at {title}{data}; seed {args.seed}\n\n{table}\n")
     print(table)
 
 
@@ -171,6 +235,9 @@ def main():
     p.add_argument("--mpi_ranks", type=int, default=1, help="train each run as this many MPI ranks (mpirun -np)")
     p.add_argument("--mpirun", default="mpirun", help="the mpirun command and its own flags, e.g. "
                    "\"mpirun --hostfile hosts\" (with --mpi_ranks)")
+    p.add_argument("--data", default="", help="a shard folder (recur data prepare) instead of the built-in corpus")
+    p.add_argument("--fewshot", action="append", default=[], help="a harness task JSONL scored on each final model")
+    p.add_argument("--max_items", type=int, default=0, help="--fewshot: items per task (0: all)")
     p.add_argument("--report_only", action="store_true", help="only rewrite the tables from finished runs")
     args = p.parse_args()
     if args.steps < 0:
@@ -183,6 +250,8 @@ def main():
         for name in names:
             run_dir = os.path.join(args.out, name)
             if os.path.exists(os.path.join(run_dir, "result.json")):  # finished earlier
+                if (args.data or args.fewshot) and not os.path.exists(os.path.join(run_dir, "eval.json")):
+                    evaluate_final(args, run_dir)
                 continue
             r = train_one(args, name, run_dir)
             print(f"{name}: val NLL {r['val_nll']:.4f} after {r['steps']} steps, {r['train_seconds']:.0f} s", flush=True)

@@ -92,22 +92,6 @@ TEST(Engine, ConcurrentSeededRequestsEqualGeneratingAlone) {
   }
 }
 
-TEST(Engine, StopSequencesEndAndAreNotStreamed) {
-  Model m(tiny_decoder("plain", 24));
-  m.init_weights(5);
-  Engine engine(m, EngineOptions{});
-  EngineRequest r = some_request(0, 40);
-  std::vector<int32_t> alone = generate(m, r.prompt, r.sampling);
-  ASSERT_GE(alone.size(), 3u);
-  r.stop = {{alone[1], alone[2]}, {39, 39, 39, 39, 39}};  // the second never matches before the end
-  Outcome o = run_request(engine, r);
-  EXPECT_EQ(o.result.reason, FinishReason::stop);
-  size_t end = 0;  // the first place the pair occurs
-  while (alone[end] != alone[1] || alone[end + 1] != alone[2]) end++;
-  EXPECT_EQ(o.result.tokens, std::vector<int32_t>(alone.begin(), alone.begin() + end));
-  EXPECT_EQ(o.streamed, o.result.tokens);
-}
-
 // on_tokens returning false (the server's stop strings) ends the sequence after that token, which is kept.
 TEST(Engine, OnTokensFalseStopsAfterThatToken) {
   Model m(tiny_decoder("plain", 24));

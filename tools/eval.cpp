@@ -93,6 +93,13 @@ std::string dump(const nlohmann::ordered_json& j) {  // texts of invalid UTF-8 (
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+std::string hex(const std::string& bytes) {  // the exact output, where "output" has U+FFFD for invalid UTF-8
+  static const char* digits = "0123456789abcdef";
+  std::string h;
+  for (unsigned char b : bytes) h += {digits[b >> 4], digits[b & 15]};
+  return h;
+}
+
 void write_per_item(const std::string& path, const std::vector<FewShotResult>& results) {
   std::ofstream out(path);
   check(out.good(), "eval: cannot write --per_item ", path, "; give a path in a writable folder");
@@ -101,7 +108,7 @@ void write_per_item(const std::string& path, const std::vector<FewShotResult>& r
       const FewShotItemResult& item = r.item[i];
       nlohmann::ordered_json j = {{"task", r.task}, {"index", i}, {"correct", item.correct}};
       if (r.kind == TaskKind::generation)
-        j["output"] = item.output;
+        j["output"] = item.output, j["output_hex"] = hex(item.output);
       else
         j["correct_norm"] = item.correct_norm, j["loglik"] = item.loglik;
       out << dump(j) << "\n";

@@ -1,7 +1,7 @@
 // recur/engine.h: the online generation engine behind the HTTP server (recur/server.h). Requests join a bounded,
 // thread-safe queue from any thread; one engine thread runs the continuous batching loop that serve() uses
 // (depth-wise for MoR), prefilling new prompts in chunks between decode steps so running streams keep flowing.
-// Tokens reach the caller through callbacks as soon as no stop sequence can still claim them. A finished or
+// Each token reaches the caller through a callback as soon as it is generated. A finished or
 // cancelled sequence frees its slot and KV memory at once. With a seed, a request's tokens equal generate()'s
 // for it alone, whatever else runs: its draws come from Rng(seed) only.
 #pragma once
@@ -25,15 +25,14 @@ enum class FinishReason { length, stop, cancelled };
 const char* finish_reason_name(FinishReason reason);  // "length", "stop", "cancelled"
 
 struct EngineResult {
-  std::vector<int32_t> tokens;  // generated, without a matched stop sequence
+  std::vector<int32_t> tokens;  // generated
   FinishReason reason = FinishReason::length;
   int prompt_tokens = 0;
 };
 
 struct EngineRequest {
   std::vector<int32_t> prompt;
-  SampleOptions sampling;                  // max_new_tokens, temperature, top_k, top_p, seed
-  std::vector<std::vector<int32_t>> stop;  // generation ends when the output ends with one (it is not returned)
+  SampleOptions sampling;  // max_new_tokens, temperature, top_k, top_p, seed
   // Both run on the engine thread and must return quickly: tokens as they become final, then the result once.
   // on_tokens returning false ends the sequence there with FinishReason::stop, its tokens kept (the server's stop
   // strings, matched on the decoded text).

@@ -37,7 +37,7 @@ struct Engine::Pending {
   Clock::time_point submitted;
 };
 
-// The engine thread's state: the loop, and per live request its callbacks, stop sequences and stream position.
+// The engine thread's state: the loop, and per live request its callbacks and stream position.
 struct Engine::Live {
   struct Request {
     EngineRequest request;
@@ -52,7 +52,7 @@ struct Engine::Live {
   void on_token(BatchSequence& s);
 };
 
-// Ends the sequence at a matched stop sequence, and streams the tokens no stop sequence can still claim.
+// Streams the new token; the request's on_tokens returning false (the server's stop strings) ends the sequence.
 void Engine::Live::on_token(BatchSequence& s) {
   Request& r = requests.at(s.id);
   Clock::time_point now = Clock::now();
@@ -61,25 +61,10 @@ void Engine::Live::on_token(BatchSequence& s) {
   else
     itl.observe(std::chrono::duration<double>(now - r.last_token).count());
   r.last_token = now;
-  auto ends_with = [&](const std::vector<int32_t>& stop, size_t n) {  // out ends with stop's first n tokens
-    return n <= s.out.size() && std::equal(stop.begin(), stop.begin() + n, s.out.end() - n);
-  };
-  for (const auto& stop : r.request.stop)
-    if (!s.finished && ends_with(stop, stop.size())) {
-      s.out.resize(s.out.size() - stop.size());
-      s.finished = true;
-      r.reason = FinishReason::stop;
-    }
-  size_t hold = 0;
-  if (!s.finished)
-    for (const auto& stop : r.request.stop)
-      for (size_t n = std::min(stop.size() - 1, s.out.size()); n > hold; n--)
-        if (ends_with(stop, n)) hold = n;
-  size_t final_n = s.out.size() - hold;
-  if (final_n > r.emitted && r.request.on_tokens &&
-      !r.request.on_tokens(std::vector<int32_t>(s.out.begin() + r.emitted, s.out.begin() + final_n)))
+  if (s.out.size() > r.emitted && r.request.on_tokens &&
+      !r.request.on_tokens(std::vector<int32_t>(s.out.begin() + r.emitted, s.out.end())))
     s.finished = true, r.reason = FinishReason::stop;
-  r.emitted = std::max(r.emitted, final_n);
+  r.emitted = s.out.size();
 }
 
 Engine::Engine(const Model& model, EngineOptions options) : model_(model), options_(options) {
@@ -118,7 +103,6 @@ uint64_t Engine::submit(EngineRequest request) {
         c.max_seq_len);
   check(o.temperature >= 0 && o.top_k >= 0 && o.top_p > 0 && o.top_p <= 1,
         "engine: temperature must be >= 0, top_k >= 0 and top_p in (0, 1]");
-  for (const auto& stop : request.stop) check(!stop.empty(), "engine: a stop sequence is empty");
   auto pending = std::make_unique<Pending>();
   pending->request = std::move(request);
   pending->submitted = Clock::now();

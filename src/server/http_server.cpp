@@ -80,7 +80,7 @@ void HttpServer::completions(const httplib::Request& req, httplib::Response& res
   server::CompletionParams p =
       server::parse_completion(req.body, model_.config(), tokenizer_, mix_seed(seed_base_, seeds_++));
   auto channel = std::make_shared<Channel>(tokenizer_, std::move(p.stop));
-  EngineRequest request{p.prompt, p.sampling, {}, nullptr, nullptr};
+  EngineRequest request{p.prompt, p.sampling, nullptr, nullptr};
   request.on_tokens = [channel](const std::vector<int32_t>& tokens) {
     std::lock_guard<std::mutex> lock(channel->mutex);
     bool more = channel->text.add(tokens);

@@ -61,8 +61,9 @@ static EvalMetrics causal_routing_metrics(const double* mean, int steps) {
   return m;
 }
 
-// Of several ranks (docs/distributed.md) each validates batches rank, rank + ranks, ... and the sums are
-// all-reduced: every rank gets the means over all batches.
+// Of several ranks (docs/distributed.md) each validates batches rank, rank + ranks, ... into that batch's row of a
+// table that is all-reduced (each row has one rank's values and the others' zeros, so the sum is exact); every rank
+// then adds the rows in batch order, as one process does, so the means do not depend on the number of ranks.
 Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConfig& c) {
   return [batch_at, c](TrainPass& pass) {
     const ModelConfig& config = pass.model().config();
@@ -70,20 +71,24 @@ Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConf
     bool causal_too = config.mor_routing == MorRouting::expert;
     int steps = config.mor() ? config.n_recursions : 0;
     size_t routing = config.mor() ? mor_slots(steps) : 0;
-    std::vector<double> sums(3 + 2 * routing, 0.0);  // total loss, cross entropy, causal; routing; causal routing
+    size_t width = 3 + 2 * routing;  // total loss, cross entropy, causal; routing; causal routing
+    std::vector<double> rows((size_t)c.eval_batches * width, 0.0);  // [eval_batches, width]
     for (int i = dist_rank(); i < c.eval_batches; i += dist_size()) {
       Batch batch = batch_at(i);
-      sums[0] += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      sums[1] += pass.last_cross_entropy();
-      if (config.mor()) add_mor_stats(pass.mor_stats(), &sums[3]);
+      double* row = &rows[(size_t)i * width];
+      row[0] += pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
+      row[1] += pass.last_cross_entropy();
+      if (config.mor()) add_mor_stats(pass.mor_stats(), &row[3]);
       if (!causal_too) continue;
       pass.set_mor_causal_routing(true);
       pass.forward(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.seq_len);
-      sums[2] += pass.last_cross_entropy();
-      add_mor_stats(pass.mor_stats(), &sums[3 + routing]);
+      row[2] += pass.last_cross_entropy();
+      add_mor_stats(pass.mor_stats(), &row[3 + routing]);
       pass.set_mor_causal_routing(false);
     }
-    dist_allreduce_sum(sums.data(), sums.size(), "the validation sums");
+    dist_allreduce_sum(rows.data(), rows.size(), "the validation sums");
+    std::vector<double> sums(width, 0.0);
+    for (size_t k = 0; k < rows.size(); k++) sums[k % width] += rows[k];
     for (double& sum : sums) sum /= c.eval_batches;
     EvalMetrics m{{"val_loss", sums[1]}};
     if (sums[0] != sums[1]) m.push_back({"val_total_loss", sums[0]});
