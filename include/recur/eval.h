@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "recur/model.h"
+#include "recur/train_pass.h"
 
 namespace recur {
 
@@ -38,8 +39,9 @@ LmEvalResult evaluate_lm(const Model& model, const TokenReader& read, uint64_t n
 
 // ln p(continuation | prompt) under the model in one forward (only the continuation's tokens count), the prompt cut
 // from the left to fit max_seq_len; expert-choice MoR models route causally. The few-shot harness's multiple-choice
-// score (recur/harness.h).
-double continuation_loglik(const Model& model, const std::vector<int32_t>& prompt,
+// score (recur/harness.h). `pass` is the model's forward pass, reused across calls (it holds the gradient buffer
+// and the activations, too large to make per choice).
+double continuation_loglik(TrainPass& pass, const std::vector<int32_t>& prompt,
                            const std::vector<int32_t>& continuation);
 
 }  // namespace recur

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "recur/error.h"
 #include "recur/eval.h"
@@ -78,13 +79,13 @@ std::string strip(const std::string& s) {
   return begin == std::string::npos ? std::string() : s.substr(begin, s.find_last_not_of(space) + 1 - begin);
 }
 
-FewShotItemResult score_choices(const Model& model, const Tokenizer& tokenizer, const FewShotItem& item,
+FewShotItemResult score_choices(TrainPass& pass, const Tokenizer& tokenizer, const FewShotItem& item,
                                 const std::vector<int32_t>& prompt) {
   FewShotItemResult r;
   std::vector<double>& ll = r.loglik;
   int best = 0, best_norm = 0;
   for (size_t c = 0; c < item.choices.size(); c++) {
-    ll.push_back(continuation_loglik(model, prompt, tokenizer.encode(item.choices[c])));
+    ll.push_back(continuation_loglik(pass, prompt, tokenizer.encode(item.choices[c])));
     auto per_byte = [&](size_t k) { return ll[k] / (double)item.choices[k].size(); };
     if (ll[c] > ll[best]) best = (int)c;
     if (per_byte(c) > per_byte(best_norm)) best_norm = (int)c;
@@ -103,12 +104,14 @@ FewShotResult evaluate_fewshot(const Model& model, const Tokenizer& tokenizer, c
   size_t n = task.items.size();
   if (o.max_items > 0) n = std::min(n, (size_t)o.max_items);
   int64_t right = 0, right_norm = 0;
+  std::optional<TrainPass> pass;  // multiple choice: one forward pass for every choice of every item
+  if (task.kind == TaskKind::multiple_choice) pass.emplace(model);
   for (size_t i = 0; i < n; i++) {
     const FewShotItem& item = task.items[i];
     std::vector<int32_t> prompt = tokenizer.encode(fewshot_prompt(task, i, o));
     FewShotItemResult r;
     if (task.kind == TaskKind::multiple_choice) {
-      r = score_choices(model, tokenizer, item, prompt);
+      r = score_choices(*pass, tokenizer, item, prompt);
     } else {
       r.output = greedy_until(model, tokenizer, std::move(prompt), item.until, o.max_gen_tokens);
       r.correct = strip(r.output) == strip(item.target);

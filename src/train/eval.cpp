@@ -59,9 +59,10 @@ LmEvalResult evaluate_lm(const Model& model, const TokenReader& read, uint64_t n
   return result;
 }
 
-double continuation_loglik(const Model& model, const std::vector<int32_t>& prompt,
+double continuation_loglik(TrainPass& pass, const std::vector<int32_t>& prompt,
                            const std::vector<int32_t>& continuation) {
-  int max_len = model.config().max_seq_len;
+  const ModelConfig& config = pass.model().config();
+  int max_len = config.max_seq_len;
   check(!continuation.empty() && (int)continuation.size() < max_len, "eval: a choice of ", continuation.size(),
         " tokens does not fit after a prompt in max_seq_len ", max_len);
   std::vector<int32_t> seq = prompt;
@@ -72,8 +73,7 @@ double continuation_loglik(const Model& model, const std::vector<int32_t>& promp
   check(T >= (int)continuation.size(), "eval: an item's prompt is empty; give each item a context");
   std::vector<int32_t> targets(T, -1);
   for (int t = T - (int)continuation.size(); t < T; t++) targets[t] = seq[t + 1];
-  TrainPass pass(model);
-  pass.set_mor_causal_routing(model.config().mor_routing == MorRouting::expert);
+  pass.set_mor_causal_routing(config.mor_routing == MorRouting::expert);
   pass.forward(seq.data(), targets.data(), 1, T);
   return -(double)pass.last_cross_entropy() * pass.n_targets();
 }
