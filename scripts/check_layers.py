@@ -26,7 +26,7 @@ PUBLIC_HEADERS = {
     "expert_choice.h": "model", "token_choice.h": "model",
     "checkpoint.h": "io", "safetensors.h": "io", "gguf.h": "io",
     "data.h": "data", "tasks.h": "data", "tokenizer.h": "data", "shards.h": "data",
-    "probes.h": "data",
+    "probes.h": "data", "text_stream.h": "data",
     "train.h": "train", "task_train.h": "train", "train_checkpoint.h": "train", "run_lock.h": "train",
     "distributed.h": "train", "eval.h": "train",
     "sample.h": "infer", "serve.h": "infer", "decode.h": "infer", "engine.h": "infer",

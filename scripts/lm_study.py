@@ -24,7 +24,7 @@ import sys
 import time
 
 from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_lines, isoplot_svg, \
-    majority_baselines, paper_table, percent_gap
+    majority_baselines, paper_table, percent_gap, seed_mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_ORDER = ["closed_book_qa", "open_book_qa", "math_word", "primitives"]  # the paper's Table 3 columns
@@ -61,11 +61,17 @@ def base_flags(args):
             "--d_ff", str(args.d_ff), "--max_seq_len", str(args.seq_len)]
 
 
-def train_flags(args, lr):
+def run_dir_of(args, name, seed_index):
+    """Seed index 0 trains in <out>/<name>/ (the folder of a one-seed study, so a study extends to more seeds by
+    running it again with --seeds N), seed index s in <out>/<name>.seed<s>/, as `recur experiment --seeds`."""
+    return os.path.join(args.out, name if seed_index == 0 else f"{name}.seed{seed_index}")
+
+
+def train_flags(args, lr, seed):
     return ["--batch_size", str(args.batch_size), "--seq_len", str(args.seq_len), "--lr", str(lr),
             "--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps), "--eval_every", "0",
             "--eval_batches", "8", "--save_every", str(args.save_every), "--log_every", "50", "--sample_tokens", "0",
-            "--seed", str(args.seed)]
+            "--seed", str(seed)]
 
 
 def recur(args, *cmd):
@@ -103,13 +109,13 @@ def prepare(args):
                        log, "data prepare")
 
 
-def train(args, name, spec, run_dir):
+def train(args, name, spec, run_dir, seed):
     steps_done = [int(s[5:]) for s in os.listdir(run_dir) if s.startswith("step_")] if os.path.isdir(run_dir) else []
     if args.steps in steps_done:
         return
     os.makedirs(run_dir, exist_ok=True)
     cmd = recur(args, "train", "--data", os.path.join(args.out, "shards")) + base_flags(args) + spec["flags"] + \
-        train_flags(args, spec.get("lr", args.lr)) + ["--out", run_dir]
+        train_flags(args, spec.get("lr", args.lr), seed) + ["--out", run_dir]
     if os.path.exists(os.path.join(run_dir, "latest")):
         cmd += ["--resume", run_dir]
     run_logged(cmd, os.path.join(run_dir, "log.txt"), f"training {name}")
@@ -189,35 +195,42 @@ def layer_weights(path):
 
 
 def collect(args, runs, category_of):
-    """The finished runs with their evaluated checkpoints: name -> the fields the analysis functions read."""
+    """The models whose every seed has finished and been evaluated: name -> the fields the analysis functions read,
+    averaged over the seeds by seed_mean."""
     models = {}
     for name, spec in runs.items():
-        run_dir = os.path.join(args.out, name)
-        evals_dir = os.path.join(run_dir, "evals")
-        if not os.path.isdir(evals_dir):
-            continue
-        evals = []
-        for file in sorted(os.listdir(evals_dir)):
-            with open(os.path.join(evals_dir, file)) as f:
-                evals.append(json.load(f))
-        evals.sort(key=lambda e: e["step"])
-        if not evals or evals[-1]["step"] != args.steps:
-            continue
-        params, flops, steps, seconds = training_summary(run_dir)
-        checkpoints = [{"step": e["step"], "val_nll": e["val"]["nll"],
-                        "categories": category_scores(e["fewshot"], category_of), "tasks": e["fewshot"]["tasks"],
-                        "eval_seconds": e["eval_seconds"]} for e in evals]
-        models[name] = {"label": spec["label"], "flags": spec["flags"], "lr": spec.get("lr", args.lr),
-                        "depth": spec["depth"],
-                        "family": spec["family"], "params": params, "flops_per_token": flops, "steps": steps,
-                        "train_seconds": seconds, "val_nll": checkpoints[-1]["val_nll"],
-                        "final": checkpoints[-1]["categories"], "checkpoints": checkpoints}
-        if "loops" in spec:
-            models[name]["loops"] = spec["loops"]
-        if name.startswith(f"{args.k * args.L}x1"):  # the regularizer's twins: how alike are their k-layer blocks
-            weights = layer_weights(os.path.join(run_dir, f"step_{args.steps:08d}", "model.safetensors"))
-            models[name]["cross_block_cosine"] = cross_block_cosine(weights, args.k)
+        seeds = [collect_run(args, name, spec, run_dir_of(args, name, s), category_of) for s in range(args.seeds)]
+        if all(seeds):
+            models[name] = seed_mean(seeds)
     return models
+
+
+def collect_run(args, name, spec, run_dir, category_of):
+    """One seed's run with its evaluated checkpoints, or None while it has not finished or been evaluated."""
+    evals_dir = os.path.join(run_dir, "evals")
+    if not os.path.isdir(evals_dir):
+        return None
+    evals = []
+    for file in sorted(os.listdir(evals_dir)):
+        with open(os.path.join(evals_dir, file)) as f:
+            evals.append(json.load(f))
+    evals.sort(key=lambda e: e["step"])
+    if not evals or evals[-1]["step"] != args.steps:
+        return None
+    params, flops, steps, seconds = training_summary(run_dir)
+    checkpoints = [{"step": e["step"], "val_nll": e["val"]["nll"],
+                    "categories": category_scores(e["fewshot"], category_of), "tasks": e["fewshot"]["tasks"],
+                    "eval_seconds": e["eval_seconds"]} for e in evals]
+    model = {"label": spec["label"], "flags": spec["flags"], "lr": spec.get("lr", args.lr), "depth": spec["depth"],
+             "family": spec["family"], "params": params, "flops_per_token": flops, "steps": steps,
+             "train_seconds": seconds, "val_nll": checkpoints[-1]["val_nll"],
+             "final": checkpoints[-1]["categories"], "checkpoints": checkpoints}
+    if "loops" in spec:
+        model["loops"] = spec["loops"]
+    if name.startswith(f"{args.k * args.L}x1"):  # the regularizer's twins: how alike are their k-layer blocks
+        weights = layer_weights(os.path.join(run_dir, f"step_{args.steps:08d}", "model.safetensors"))
+        model["cross_block_cosine"] = cross_block_cosine(weights, args.k)
+    return model
 
 
 def loop_gaps(models, categories):
@@ -250,6 +263,13 @@ def regularizer_lines(models, categories, k, L):
     return lines
 
 
+def seeds_text(args):
+    if args.seeds == 1:
+        return f"seed {args.seed}"
+    return (f"{args.seeds} seeds ({args.seed}..{args.seed + args.seeds - 1}; every score the mean over seeds ± the "
+            f"larger of its s.e. over seeds and the test items' s.e. of that mean)")
+
+
 def write_report(args, runs, models, categories):
     order = [n for n in runs if n in models]
     gaps = loop_gaps(models, categories)
@@ -263,7 +283,7 @@ def write_report(args, runs, models, categories):
             f.write(isoplot_svg(f"{c}: metric against validation log-perplexity, one curve per model", curves))
     eval_seconds = sum(p["eval_seconds"] for m in models.values() for p in m["checkpoints"])
     text = [f"# The LM study: {args.steps} steps per model ({args.steps * args.batch_size * args.seq_len / 1e6:.2f}M "
-            f"tokens), {args.tokenizer} tokens, seed {args.seed}", "",
+            f"tokens), {args.tokenizer} tokens, {seeds_text(args)}", "",
             f"d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, seq_len {args.seq_len}, batch "
             f"{args.batch_size}, lr {args.lr}, warmup {args.warmup_steps}; probes `{args.probe_options}`; "
             f"{args.shots}-shot, first {args.max_items or 'all'} items per task, at most {args.max_gen_tokens} "
@@ -313,6 +333,8 @@ def parse_args():
     p.add_argument("--looped_lr", type=float, default=1e-3,
                    help="also train (k⊗L) at this learning rate (a run outside the families; 0: no such run)")
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train every model N times, seed index s with --seed + s; the report gives mean ± s.e.")
     p.add_argument("--shots", type=int, default=0)
     p.add_argument("--max_items", type=int, default=0, help="score the first N items of each task (0: all)")
     p.add_argument("--max_gen_tokens", type=int, default=24,
@@ -333,9 +355,11 @@ def main():
     if not args.report_only:
         prepare(args)
         for name in names:
-            train(args, name, runs[name], os.path.join(args.out, name))
-            if not args.no_eval:
-                evaluate(args, os.path.join(args.out, name))
+            for seed_index in range(args.seeds):
+                run_dir = run_dir_of(args, name, seed_index)
+                train(args, name, runs[name], run_dir, args.seed + seed_index)
+                if not args.no_eval:
+                    evaluate(args, run_dir)
     if os.path.exists(os.path.join(args.out, "probes", "probes.json")):
         _, category_of = probe_tasks(args)
         categories = sorted(set(category_of.values()), key=lambda c: (PAPER_ORDER.index(c) if c in PAPER_ORDER

@@ -34,6 +34,45 @@ def category_scores(fewshot_json, category_of):
     return scores
 
 
+def mean_se(values):
+    """(mean, standard error of the mean: sample standard deviation / sqrt(n)); s.e. 0 for a single value."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def seed_score(scores):
+    """One score from each seed's (acc, item s.e.): the mean over seeds ± the larger of the s.e. over seeds and
+    the item s.e. of a mean of n independent test samples, sqrt(Σ se_i²)/n (with 3 seeds the seeds' spread is a
+    rough estimate and can be 0 by chance; the test items' sampling noise is a floor under it)."""
+    mean, seed_se = mean_se([a for a, _ in scores])
+    item_se = math.sqrt(sum(se * se for _, se in scores)) / len(scores)
+    return mean, max(seed_se, item_se)
+
+
+def seed_mean(runs):
+    """One model from its seeds' runs (collect()'s models, same steps and checkpoints): every category score by
+    seed_score, the validation NLL and the cross-block cosine as mean ± s.e. over seeds, the mean training time,
+    and each seed's final scores under "per_seed". One run is returned unchanged."""
+    if len(runs) == 1:
+        return runs[0]
+    first, n = runs[0], len(runs)
+    model = dict(first, seeds=n, per_seed=[{"val_nll": r["val_nll"], "final": r["final"]} for r in runs])
+    model["final"] = {c: seed_score([r["final"][c] for r in runs]) for c in first["final"]}
+    model["val_nll"], model["val_nll_se"] = mean_se([r["val_nll"] for r in runs])
+    model["train_seconds"] = sum(r["train_seconds"] for r in runs) / n
+    model["checkpoints"] = [dict(p, val_nll=mean_se([r["checkpoints"][i]["val_nll"] for r in runs])[0],
+                                 categories={c: seed_score([r["checkpoints"][i]["categories"][c] for r in runs])
+                                             for c in p["categories"]},
+                                 eval_seconds=sum(r["checkpoints"][i]["eval_seconds"] for r in runs))
+                            for i, p in enumerate(first["checkpoints"])]
+    if "cross_block_cosine" in first:
+        model["cross_block_cosine"] = mean_se([r["cross_block_cosine"] for r in runs])[0]
+    return model
+
+
 def majority_baselines(probe_tasks):
     """Per category: the mean over its tasks of the majority-answer baseline that probes.json gives per task."""
     by_category = {}
@@ -105,14 +144,16 @@ def gap_cell(gap):
 
 def paper_table(models, order, categories, gaps, majority=None):
     """The paper-style table: one row per model (in `order`) with params, forward FLOPs per token, val log-ppl
-    (the NLL in nats per token of the final checkpoint), each category as acc ± s.e. in percent, steps and wall
-    time; then a %Gap row per looped model in `gaps` (looped name -> {category: percent_gap result}) and, given
-    `majority` (category -> baseline), a row of the majority-answer baselines."""
+    (the NLL in nats per token of the final checkpoint, ± over seeds when seed_mean made the model), each category
+    as acc ± s.e. in percent, steps and wall time; then a %Gap row per looped model in `gaps` (looped name ->
+    {category: percent_gap result}) and, given `majority` (category -> baseline), a row of the majority-answer
+    baselines."""
     head = ["model", "unique params", "MFLOPs/token", "val log-ppl"] + categories + ["steps", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in order:
         m = models[name]
-        cells = [m["label"], f"{m['params'] / 1e6:.3f}M", f"{m['flops_per_token'] / 1e6:.2f}", f"{m['val_nll']:.4f}"]
+        val = f"{m['val_nll']:.4f}" + (f" ± {m['val_nll_se']:.4f}" if "val_nll_se" in m else "")
+        cells = [m["label"], f"{m['params'] / 1e6:.3f}M", f"{m['flops_per_token'] / 1e6:.2f}", val]
         cells += [pct(m["final"][c]) if c in m["final"] else "-" for c in categories]
         cells += [str(m["steps"]), f"{m['train_seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")

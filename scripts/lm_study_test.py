@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lm_study  # noqa: E402
 from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_log_depth, isoplot_svg, \
-    majority_baselines, paper_table, percent_gap  # noqa: E402
+    majority_baselines, mean_se, paper_table, percent_gap, seed_mean, seed_score  # noqa: E402
 
 CATEGORY_OF = {"primitives_math_d0": "primitives", "primitives_code_d0": "primitives", "closed_book_qa": "closed_book_qa",
                "choice": "open_book_qa"}
@@ -97,6 +97,43 @@ class DepthFits(unittest.TestCase):
         self.assertAlmostEqual(fits["non-looped"]["p"]["alpha"], 0.2 / math.log(2))
         self.assertEqual(fits["looped"]["p"]["models"], ["2x2", "2x3"])
         self.assertAlmostEqual(fits["looped"]["p"]["alpha"], 0.2 / math.log(1.5))
+
+
+class Seeds(unittest.TestCase):
+    def test_mean_and_stderr_over_seeds(self):
+        mean, se = mean_se([0.1, 0.2, 0.6])  # sd = sqrt(((0.2)^2 + (0.1)^2 + (0.3)^2) / 2) = sqrt(0.07)
+        self.assertAlmostEqual(mean, 0.3)
+        self.assertAlmostEqual(se, math.sqrt(0.07 / 3))
+        self.assertEqual(mean_se([0.4]), (0.4, 0.0))
+
+    def test_item_noise_is_a_floor_under_the_seed_spread(self):
+        self.assertAlmostEqual(seed_score([(0.1, 0.01), (0.2, 0.01), (0.6, 0.01)])[1], math.sqrt(0.07 / 3))
+        mean, se = seed_score([(0.0, 0.03), (0.0, 0.03), (0.0, 0.03)])  # seeds agree: the items' s.e. remains
+        self.assertEqual(mean, 0.0)
+        self.assertAlmostEqual(se, math.sqrt(3 * 0.03 ** 2) / 3)
+
+    def test_seed_mean_of_runs(self):
+        def run(p, nll, seconds):
+            return dict(model("(2⊗1)", 2, "non-looped", {"p": (p, 0.01)}, val_nll=nll), train_seconds=seconds,
+                        checkpoints=[{"step": 500, "val_nll": nll, "categories": {"p": (p, 0.01)}, "eval_seconds": 2}])
+        runs = [run(0.1, 1.0, 100), run(0.2, 1.2, 200), run(0.6, 1.4, 300)]
+        m = seed_mean(runs)
+        self.assertEqual(m["seeds"], 3)
+        self.assertAlmostEqual(m["final"]["p"][0], 0.3)
+        self.assertAlmostEqual(m["val_nll"], 1.2)
+        self.assertAlmostEqual(m["val_nll_se"], math.sqrt(0.04 / 3))
+        self.assertAlmostEqual(m["train_seconds"], 200)
+        self.assertAlmostEqual(m["checkpoints"][0]["categories"]["p"][0], 0.3)
+        self.assertEqual(m["checkpoints"][0]["eval_seconds"], 6)
+        self.assertEqual([s["final"]["p"][0] for s in m["per_seed"]], [0.1, 0.2, 0.6])
+        self.assertIs(seed_mean(runs[:1]), runs[0])
+        row = paper_table({"a": m}, ["a"], ["p"], {}).splitlines()[2]
+        self.assertEqual(row, "| (2⊗1) | 0.100M | 2.50 | 1.2000 ± 0.1155 | 30.0 ± 15.3 | 500 | 200 |")
+
+    def test_seed_folders(self):
+        ns = type("Args", (), {"out": "o"})()
+        self.assertEqual(lm_study.run_dir_of(ns, "2x1", 0), os.path.join("o", "2x1"))
+        self.assertEqual(lm_study.run_dir_of(ns, "2x1", 2), os.path.join("o", "2x1.seed2"))
 
 
 class Report(unittest.TestCase):

@@ -1,8 +1,6 @@
 // The server's request parser and completion text (src/server/api.h): good requests parse to engine requests
-// (text prompts in the model's tokenizer), bad ones raise an ApiError naming the field, UTF-8 decoding replaces
-// invalid bytes and completes split characters across stream pieces, a TextStream releases the same text however
-// its tokens arrive (byte-level and SentencePiece) and cuts it before a stop string, and a bounded mutation loop
-// over request bodies finds no crash.
+// (text prompts in the model's tokenizer), bad ones raise an ApiError naming the field, and a bounded mutation
+// loop over request bodies finds no crash (the completion text: tests/test_text_stream.cpp).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -42,7 +40,7 @@ std::string param_of(const std::string& body) {
 TEST(ServerApi, ParsesCompletionRequests) {
   CompletionParams p = parse_completion(
       R"({"model": "m", "prompt": "ab", "max_tokens": 5, "temperature": 0.5, "top_k": 3, "top_p": 0.9,
-          "seed": 12, "stop": ["\n", "x"], "n": 1, "stream": true, "user": "u"})",
+          "seed": 12, "stop": ["\n", "x"], "n": 1, "stream": true, "user": "u", "ignore_eos": true})",
       byte_model(), bytes(), 1);
   EXPECT_EQ(p.prompt, (std::vector<int32_t>{97, 98}));
   EXPECT_EQ(p.sampling.max_new_tokens, 5);
@@ -52,10 +50,12 @@ TEST(ServerApi, ParsesCompletionRequests) {
   EXPECT_EQ(p.sampling.seed, 12u);
   EXPECT_EQ(p.stop, (std::vector<std::string>{"\n", "x"}));
   EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.ignore_eos);
   p = parse_completion(R"({"prompt": [1, 2, 3], "stop": null})", byte_model(), bytes(), 1);
   EXPECT_EQ(p.prompt, (std::vector<int32_t>{1, 2, 3}));
   EXPECT_EQ(p.sampling.max_new_tokens, 16);
   EXPECT_FALSE(p.stream);
+  EXPECT_FALSE(p.ignore_eos);
 }
 
 TEST(ServerApi, ErrorsNameTheField) {
@@ -75,6 +75,7 @@ TEST(ServerApi, ErrorsNameTheField) {
   EXPECT_EQ(param_of(R"({"prompt": "a", "stop": ["a", "b", "c", "d", "e"]})"), "stop");
   EXPECT_EQ(param_of(R"({"prompt": "a", "stop": ""})"), "stop");
   EXPECT_EQ(param_of(R"({"prompt": "a", "stream": 1})"), "stream");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "ignore_eos": "yes"})"), "ignore_eos");
   EXPECT_EQ(param_of(R"({"prompt": "a", "model": 1})"), "model");
   EXPECT_EQ(param_of(R"({"prompt": "a", "n": 2})"), "n");
   EXPECT_EQ(param_of(R"({"prompt": "a", "max_tokens": 64})"), "(accepted)");
@@ -99,96 +100,6 @@ TEST(ServerApi, TextPromptsUseTheModelsTokenizer) {
   EXPECT_LT(p.prompt.size(), std::string("the earth and café").size());  // pieces, not bytes
   EXPECT_EQ(parse_completion(R"({"prompt": [3, 319]})", config, *sp, 1).prompt, (std::vector<int32_t>{3, 319}));
   EXPECT_THROW(parse_completion(R"({"prompt": [320]})", config, *sp, 1), ApiError);
-}
-
-TEST(ServerApi, Utf8DecodingReplacesInvalidBytesAndJoinsPieces) {
-  EXPECT_EQ(Utf8Decoder().decode("h\xC3\xA9", true), "h\xC3\xA9");
-  EXPECT_EQ(Utf8Decoder().decode("\xFF\x41\xE2\x82", true),
-            "\xEF\xBF\xBD"
-            "A\xEF\xBF\xBD");
-  EXPECT_EQ(Utf8Decoder().decode("\xED\xA0\x80", true), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  Utf8Decoder stream;
-  EXPECT_EQ(stream.decode("a\xE2\x82", false), "a");  // the euro sign is still incomplete
-  EXPECT_EQ(stream.decode("\xAC", false), "\xE2\x82\xAC");
-  EXPECT_EQ(stream.decode("\xF0", true), "\xEF\xBF\xBD");
-}
-
-namespace {
-
-// The text a TextStream releases for `tokens` fed in pieces of `step` (0: all at once), joined; `pieces` gets
-// each non-empty release, and `stopped` whether a stop string ended it.
-std::string stream_text(const Tokenizer& t, const std::vector<int32_t>& tokens, std::vector<std::string> stop,
-                        size_t step, std::vector<std::string>* pieces = nullptr, bool* stopped = nullptr) {
-  TextStream stream(t, std::move(stop));
-  std::string text;
-  bool more = true;
-  for (size_t i = 0; i < tokens.size() && more; i += step ? step : tokens.size()) {
-    size_t end = std::min(tokens.size(), i + (step ? step : tokens.size()));
-    more = stream.add(std::vector<int32_t>(tokens.begin() + i, tokens.begin() + end));
-    std::string piece = stream.take(false);
-    if (!piece.empty() && pieces) pieces->push_back(piece);
-    text += piece;
-  }
-  std::string rest = stream.take(true);
-  if (!rest.empty() && pieces) pieces->push_back(rest);
-  if (stopped) *stopped = !more;
-  return text + rest;
-}
-
-// Every released piece is whole UTF-8 (a decoder with nothing pending gives it back unchanged).
-bool whole_utf8(const std::vector<std::string>& pieces) {
-  for (const std::string& p : pieces)
-    if (Utf8Decoder().decode(p, false) != p) return false;
-  return true;
-}
-
-}  // namespace
-
-TEST(ServerApi, TextStreamReleasesWholeCharactersAndTheSameText) {
-  std::unique_ptr<Tokenizer> sp = tokenizer_from_serialized(lm_sample_tokenizer(), "test");
-  const std::string text = "the café und 日本 \xF0\x9F\x98\x80 naïve\xFF end";  // an emoji as byte pieces; 0xFF
-  for (const Tokenizer* t : std::vector<const Tokenizer*>{&bytes(), sp.get()}) {
-    std::vector<int32_t> tokens = t->encode(text);
-    std::string whole = stream_text(*t, tokens, {}, 0);
-    EXPECT_EQ(whole, Utf8Decoder().decode(text, true)) << t->describe();
-    for (size_t step : {1, 2, 3}) {
-      std::vector<std::string> pieces;
-      EXPECT_EQ(stream_text(*t, tokens, {}, step, &pieces), whole) << t->describe() << " step " << step;
-      EXPECT_TRUE(whole_utf8(pieces)) << t->describe() << " step " << step;
-      EXPECT_GT(pieces.size(), 3u);
-    }
-  }
-  // the emoji's four byte pieces: nothing is released until the last one arrives
-  std::vector<int32_t> emoji = sp->encode("\xF0\x9F\x98\x80");
-  ASSERT_EQ(emoji.size(), 4u);
-  TextStream stream(*sp, {});
-  for (int i = 0; i < 3; i++) {
-    stream.add({emoji[i]});
-    EXPECT_EQ(stream.take(false), "");
-  }
-  stream.add({emoji[3]});
-  EXPECT_EQ(stream.take(false), "\xF0\x9F\x98\x80");
-}
-
-TEST(ServerApi, TextStreamCutsBeforeTheFirstStopString) {
-  std::unique_ptr<Tokenizer> sp = tokenizer_from_serialized(lm_sample_tokenizer(), "test");
-  const std::string text = "the earth and God said light was good";
-  for (const Tokenizer* t : std::vector<const Tokenizer*>{&bytes(), sp.get()}) {
-    for (size_t step : {0, 1, 2}) {
-      bool stopped = false;
-      std::vector<std::string> pieces;
-      // "d s" spans pieces; "God" ends later than "d s" begins but "and" ends first
-      EXPECT_EQ(stream_text(*t, t->encode(text), {"d s", "and", "God"}, step, &pieces, &stopped), "the earth ")
-          << t->describe() << " step " << step;
-      EXPECT_TRUE(stopped);
-      EXPECT_EQ(stream_text(*t, t->encode(text), {"d said"}, step, nullptr, &stopped), "the earth and Go");
-      EXPECT_TRUE(stopped);
-      EXPECT_EQ(stream_text(*t, t->encode(text), {"goods"}, step, nullptr, &stopped), text);  // held, then released
-      EXPECT_FALSE(stopped);
-    }
-  }
-  // a stop string that begins inside a token: that token's text before it is kept
-  EXPECT_EQ(stream_text(*sp, sp->encode(" said"), {"ai"}, 1), " s");
 }
 
 // Mutations of valid bodies (byte flips, insertions, deletions, splices of JSON fragments) must only ever be

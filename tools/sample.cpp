@@ -5,6 +5,7 @@
 #include "recur/checkpoint.h"
 #include "recur/model.h"
 #include "recur/sample.h"
+#include "recur/text_stream.h"
 #include "recur/tokenizer.h"
 
 namespace recur::cli {
@@ -14,6 +15,7 @@ namespace {
 struct SampleCommandOptions {
   std::string checkpoint, precision = "f32", prompt = "And God said";
   SampleOptions sampling;
+  bool ignore_eos = false;
 };
 
 void add_flags(CLI::App* app, SampleCommandOptions& o) {
@@ -22,13 +24,21 @@ void add_flags(CLI::App* app, SampleCommandOptions& o) {
   app->add_option("--prompt", o.prompt, "text to continue")->capture_default_str();
   app->add_option("--max_new_tokens", o.sampling.max_new_tokens, "tokens to generate")->capture_default_str();
   add_sampling_flags(app, o.sampling);
+  app->add_flag("--ignore_eos", o.ignore_eos,
+                "keep generating past the end-of-text token (by default it ends the text)");
 }
 
 int run_sample(const SampleCommandOptions& o) {
   Model model = load_for_inference(o.checkpoint, o.precision);
   std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
-  std::vector<int32_t> out = generate(model, tokenizer->encode(o.prompt), o.sampling);
-  std::printf("%s%s\n", o.prompt.c_str(), tokenizer->decode(out).c_str());
+  TextStream text(*tokenizer, {}, o.ignore_eos ? -1 : tokenizer->eos());
+  std::vector<int32_t> one(1);
+  generate(model, tokenizer->encode(o.prompt), o.sampling, [&](int32_t token) {
+    one[0] = token;
+    return !text.add(one);
+  });
+  std::string out = o.prompt + text.bytes() + "\n";  // bytes as generated: --ignore_eos may give NUL bytes
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
 

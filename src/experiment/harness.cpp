@@ -11,6 +11,7 @@
 #include "recur/eval.h"
 #include "recur/rng.h"
 #include "recur/sample.h"
+#include "recur/text_stream.h"
 #include "recur/tokenizer.h"
 
 namespace recur {
@@ -51,24 +52,14 @@ std::string greedy_until(const Model& model, const Tokenizer& tokenizer, std::ve
   SampleOptions greedy;
   greedy.temperature = 0;
   greedy.max_new_tokens = std::min(max_gen_tokens, window + 1 - (int)prompt.size());  // no context shift
-  size_t longest = 0;
-  for (const std::string& u : until) longest = std::max(longest, u.size());
-  std::string text;
-  size_t cut = std::string::npos;
+  TextStream text(tokenizer, until, tokenizer.eos());  // as in lm-evaluation-harness, EOS ends the output too
   std::vector<int32_t> one(1);
-  // The end-of-text token ends the output, as in lm-evaluation-harness; else the first stop string in the output
-  // overlaps the newest token's bytes (none occurred before them).
   StopAfter stop = [&](int32_t token) {
-    if (token == tokenizer.eos()) return true;
-    size_t from = text.size() + 1 > longest ? text.size() + 1 - longest : 0;
     one[0] = token;
-    text += tokenizer.decode(one);
-    for (const std::string& u : until) cut = std::min(cut, text.find(u, from));
-    return cut != std::string::npos;
+    return !text.add(one);
   };
   generate(model, prompt, greedy, stop);
-  if (cut != std::string::npos) text.resize(cut);
-  return text;
+  return text.bytes();
 }
 
 namespace {

@@ -127,13 +127,14 @@ json error_json(const ApiError& e) {
 CompletionParams parse_completion(const std::string& body, const ModelConfig& config, const Tokenizer& tokenizer,
                                   uint64_t default_seed) {
   json j = parse_object(body);
-  check_fields(
-      j, {"model", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "n", "stream", "user"});
+  check_fields(j, {"model", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "n", "stream",
+                   "user", "ignore_eos"});
   for (const char* name : {"model", "user"})
     if (const json* v = field(j, name); v && !v->is_string())
       fail(name, std::string("'") + name + "' must be a string", "invalid_type");
-  if (const json* v = field(j, "stream"); v && !v->is_boolean())
-    fail("stream", "'stream' must be a boolean", "invalid_type");
+  for (const char* name : {"stream", "ignore_eos"})
+    if (const json* v = field(j, name); v && !v->is_boolean())
+      fail(name, std::string("'") + name + "' must be a boolean", "invalid_type");
   integer_field(j, "n", 1, 1, 1);
   CompletionParams p;
   p.prompt = prompt_field(j, config.vocab_size, tokenizer);
@@ -144,6 +145,7 @@ CompletionParams parse_completion(const std::string& body, const ModelConfig& co
   p.sampling.seed = (uint64_t)integer_field(j, "seed", (int64_t)(default_seed >> 1), 0, INT64_MAX);
   p.stop = stop_field(j);
   p.stream = field(j, "stream") && j["stream"].get<bool>();
+  p.ignore_eos = field(j, "ignore_eos") && j["ignore_eos"].get<bool>();
   int64_t need = (int64_t)p.prompt.size() + p.sampling.max_new_tokens - 1;
   if (need > config.max_seq_len)
     throw ApiError{400,

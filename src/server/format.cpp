@@ -1,98 +1,10 @@
-// The text of completions (UTF-8 decoding and TextStream, see api.h) and the Prometheus text of GET /metrics.
+// The Prometheus text of GET /metrics (see api.h).
 #include <algorithm>
 #include <cstdio>
 
 #include "api.h"
 
 namespace recur::server {
-
-namespace {
-
-// The length of the UTF-8 sequence a lead byte starts (0: not a lead byte) and the range of its second byte.
-int sequence_length(unsigned char b, unsigned char& lo, unsigned char& hi) {
-  lo = 0x80, hi = 0xBF;
-  if (b >= 0xC2 && b <= 0xDF) return 2;
-  if (b >= 0xE0 && b <= 0xEF) {
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;  // no surrogates
-    return 3;
-  }
-  if (b >= 0xF0 && b <= 0xF4) {
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-}  // namespace
-
-std::string Utf8Decoder::decode(std::string_view bytes, bool last) {
-  std::string in = std::move(pending_), out;
-  pending_.clear();
-  in += bytes;
-  const char* replacement = "\xEF\xBF\xBD";
-  size_t i = 0;
-  while (i < in.size()) {
-    unsigned char b = (unsigned char)in[i], lo, hi;
-    if (b < 0x80) {
-      out += (char)b, i++;
-      continue;
-    }
-    int len = sequence_length(b, lo, hi);
-    if (len == 0) {
-      out += replacement, i++;
-      continue;
-    }
-    size_t j = i + 1;  // the bytes i..j-1 are a valid prefix of a sequence
-    while (j < in.size() && (int)(j - i) < len) {
-      unsigned char c = (unsigned char)in[j];
-      if (j == i + 1 ? c < lo || c > hi : c < 0x80 || c > 0xBF) break;
-      j++;
-    }
-    if ((int)(j - i) == len) {
-      out.append(in, i, len);
-    } else if (j == in.size() && !last) {
-      pending_ = in.substr(i);  // may complete with the next tokens
-    } else {
-      out += replacement;  // one replacement for the maximal invalid subpart
-    }
-    i = j;
-  }
-  return out;
-}
-
-bool TextStream::add(const std::vector<int32_t>& tokens) {
-  if (stopped_) return false;
-  size_t old_size = bytes_.size(), cut = std::string::npos, cut_end = std::string::npos;
-  bytes_ += tokenizer_.decode(tokens);
-  // the stop string that ends first (then the longest): a match must end in the new bytes
-  for (const std::string& s : stop_) {
-    size_t at = bytes_.find(s, old_size >= s.size() - 1 ? old_size - (s.size() - 1) : 0);
-    if (at != std::string::npos && (at + s.size() < cut_end || (at + s.size() == cut_end && at < cut)))
-      cut = at, cut_end = at + s.size();
-  }
-  if (cut == std::string::npos) return true;
-  bytes_.resize(cut);  // held back until now (held_back), so nothing of it was released
-  stopped_ = true;
-  return false;
-}
-
-size_t TextStream::held_back() const {
-  size_t hold = 0;
-  for (const std::string& s : stop_)
-    for (size_t n = std::min(s.size() - 1, bytes_.size()); n > hold; n--)
-      if (bytes_.compare(bytes_.size() - n, n, s, 0, n) == 0) hold = n;
-  return hold;
-}
-
-std::string TextStream::take(bool last) {
-  size_t end = last || stopped_ ? bytes_.size() : bytes_.size() - held_back();
-  end = std::max(end, released_);
-  std::string text = utf8_.decode(std::string_view(bytes_).substr(released_, end - released_), last);
-  released_ = end;
-  return text;
-}
 
 namespace {
 

@@ -29,11 +29,12 @@ using nlohmann::json;
 using server::ApiError;
 
 struct Channel {
-  Channel(const Tokenizer& tokenizer, std::vector<std::string> stop) : text(tokenizer, std::move(stop)) {}
+  Channel(const Tokenizer& tokenizer, std::vector<std::string> stop, int32_t end_token)
+      : text(tokenizer, std::move(stop), end_token) {}
   std::mutex mutex;
   std::condition_variable ready;
-  server::TextStream text;  // fed by the engine thread
-  std::string released;     // text released by it, not yet sent
+  TextStream text;       // fed by the engine thread
+  std::string released;  // text released by it, not yet sent
   bool done = false;
   EngineResult result;
 };
@@ -79,7 +80,7 @@ class HttpServer {
 void HttpServer::completions(const httplib::Request& req, httplib::Response& res) {
   server::CompletionParams p =
       server::parse_completion(req.body, model_.config(), tokenizer_, mix_seed(seed_base_, seeds_++));
-  auto channel = std::make_shared<Channel>(tokenizer_, std::move(p.stop));
+  auto channel = std::make_shared<Channel>(tokenizer_, std::move(p.stop), p.ignore_eos ? -1 : tokenizer_.eos());
   EngineRequest request{p.prompt, p.sampling, nullptr, nullptr};
   request.on_tokens = [channel](const std::vector<int32_t>& tokens) {
     std::lock_guard<std::mutex> lock(channel->mutex);
@@ -229,7 +230,7 @@ void HttpServer::tokenize(const httplib::Request& req, httplib::Response& res) {
 
 void HttpServer::detokenize(const httplib::Request& req, httplib::Response& res) {
   std::vector<int32_t> tokens = server::parse_detokenize(req.body, model_.config());
-  send_json(res, 200, {{"content", server::Utf8Decoder().decode(tokenizer_.decode(tokens), true)}});
+  send_json(res, 200, {{"content", Utf8Decoder().decode(tokenizer_.decode(tokens), true)}});
 }
 
 // SIGINT/SIGTERM (blocked in every thread, taken here): refuse new requests, let the engine finish or cancel the
