@@ -11,6 +11,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lm_compare_seeds  # noqa: E402
 import lm_study  # noqa: E402
 from lm_study_analysis import category_scores, cross_block_cosine, family_fits, fit_log_depth, isoplot_svg, \
     majority_baselines, mean_se, paper_table, percent_gap, seed_mean, seed_score  # noqa: E402
@@ -134,6 +135,24 @@ class Seeds(unittest.TestCase):
         ns = type("Args", (), {"out": "o"})()
         self.assertEqual(lm_study.run_dir_of(ns, "2x1", 0), os.path.join("o", "2x1"))
         self.assertEqual(lm_study.run_dir_of(ns, "2x1", 2), os.path.join("o", "2x1.seed2"))
+
+
+class CompareSeeds(unittest.TestCase):
+    def test_tables_of_seeds_average_per_model(self):
+        header = ",".join(lm_compare_seeds.FIXED + ["igsm"])
+        def row(name, nll, igsm):
+            return f"{name},vanilla,-,-,-,100,1e13,352256,172,700,{nll},-,,,0.9,{igsm}"
+        with tempfile.TemporaryDirectory() as d:
+            for i, (a, b) in enumerate([(1.5, "10.0 ± 2.0"), (1.7, "20.0 ± 2.0")]):
+                os.makedirs(os.path.join(d, str(i)))
+                with open(os.path.join(d, str(i), "results.csv"), "w") as f:
+                    f.write("\n".join([header, row("vanilla", a, b)] + ([row("mor", 1.1, "5.0 ± 1.0")] if i else []))
+                            + "\n")
+            rows, tasks = lm_compare_seeds.read_tables([os.path.join(d, "0"), os.path.join(d, "1")])
+        self.assertEqual(tasks, ["igsm"])
+        lines = lm_compare_seeds.seed_table(rows, tasks).splitlines()
+        self.assertEqual(lines[2], "| vanilla | 2 | 352256 | 172 | 1.6000 ± 0.1000 | 0.9000 ± 0.0000 | 15.0 ± 5.0 |")
+        self.assertEqual(lines[3], "| mor | 1 | 352256 | 172 | 1.1000 ± 0.0000 | 0.9000 ± 0.0000 | 5.0 ± 1.0 |")
 
 
 class Report(unittest.TestCase):

@@ -31,14 +31,25 @@ static int rank_threads(int asked) {
   return threads;
 }
 
+// Without --threads: every core that other processes leave idle (recur/runtime.h), said on stderr when that is
+// fewer than all, so that a busy machine degrades to fewer threads instead of a team waiting on a preempted one.
+static int default_threads() {
+  int busy = 0, threads = idle_core_threads(50, &busy);
+  if (busy > 0)
+    std::fprintf(stderr, "recur: %d of %d cores busy with other processes: %d thread%s (--threads N to choose)\n", busy,
+                 (int)std::thread::hardware_concurrency(), threads, threads == 1 ? "" : "s");
+  return threads;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"recur: train, evaluate and serve looped and recursive transformers on the CPU"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
-  int threads = 2;
-  CLI::Option* threads_flag =
-      app.add_option("--threads", threads, "threads for kernels and BLAS (0: all cores; under mpirun: cores / ranks)")
-          ->capture_default_str();
+  int threads = 0;
+  CLI::Option* threads_flag = app.add_option(
+      "--threads", threads,
+      "threads for kernels and BLAS (0: all cores; default: the cores other processes leave idle; under mpirun: "
+      "cores / ranks)");
   bool skip_checksums = false;
   app.add_flag("--skip_checksums", skip_checksums,
                "load safetensors files and token shards without verifying their checksums (RECUR_SKIP_CHECKSUMS=1)");
@@ -62,7 +73,10 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear at once in logs
   try {
     DistributedSession session(&argc, &argv);
-    if (dist_size() > 1) threads = rank_threads(threads_flag->count() > 0 ? threads : 0);
+    if (dist_size() > 1)
+      threads = rank_threads(threads_flag->count() > 0 ? threads : 0);
+    else if (threads_flag->count() == 0)
+      threads = default_threads();
     set_num_threads(threads);
     if (skip_checksums) setenv("RECUR_SKIP_CHECKSUMS", "1", 1);  // read where each file is loaded
     for (const cli::Command& command : commands)
