@@ -15,6 +15,7 @@ import argparse
 import array
 import fcntl
 import json
+import math
 import os
 import re
 import shlex
@@ -246,14 +247,19 @@ def loop_gaps(models, categories):
     return gaps
 
 
+def nll_cell(model):
+    """The validation log-perplexity, ± over seeds when the model is a mean over seeds."""
+    return f"{model['val_nll']:.4f}" + (f" ± {model['val_nll_se']:.4f}" if "val_nll_se" in model else "")
+
+
 def regularizer_lines(models, categories, k, L):
     """The regularized (kL⊗1) against its unregularized twin: val log-ppl and each category's difference ± s.e."""
     plain, reg = models.get(f"{k * L}x1"), models.get(f"{k * L}x1_reg")
     if not (plain and reg):
         return ["(the regularized model or its twin has not finished)"]
     lines = [f"| | {plain['label']} | {reg['label']} | reg − plain |", "|---|---|---|---|",
-             f"| val log-ppl | {plain['val_nll']:.4f} | {reg['val_nll']:.4f} | "
-             f"{reg['val_nll'] - plain['val_nll']:+.4f} |",
+             f"| val log-ppl | {nll_cell(plain)} | {nll_cell(reg)} | {reg['val_nll'] - plain['val_nll']:+.4f}"
+             + (f" ± {math.hypot(plain['val_nll_se'], reg['val_nll_se']):.4f} |" if "val_nll_se" in plain else " |"),
              f"| cross-block cosine (k = {k}) | {plain['cross_block_cosine']:.3f} | {reg['cross_block_cosine']:.3f} | "
              f"{reg['cross_block_cosine'] - plain['cross_block_cosine']:+.3f} |"]
     for c in categories:
