@@ -32,11 +32,7 @@ int run_sample(const SampleCommandOptions& o) {
   Model model = load_for_inference(o.checkpoint, o.precision);
   std::unique_ptr<Tokenizer> tokenizer = checkpoint_tokenizer(o.checkpoint, model.config().vocab_size);
   TextStream text(*tokenizer, {}, o.ignore_eos ? -1 : tokenizer->eos());
-  std::vector<int32_t> one(1);
-  generate(model, tokenizer->encode(o.prompt), o.sampling, [&](int32_t token) {
-    one[0] = token;
-    return !text.add(one);
-  });
+  generate(model, tokenizer->encode(o.prompt), o.sampling, [&](int32_t token) { return !text.add(token); });
   std::string out = o.prompt + text.bytes() + "\n";  // bytes as generated: --ignore_eos may give NUL bytes
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;

@@ -34,6 +34,7 @@ class TextStream {
   // Adds generated tokens; false once the text holds a stop string or end_token came (the text ends before it;
   // generation should).
   bool add(const std::vector<int32_t>& tokens);
+  bool add(int32_t token) { return add(std::vector<int32_t>{token}); }  // a StopAfter callback's one token
   // The text released since the last call; `last` (the completion is over) releases the rest.
   std::string take(bool last);
   // Every byte so far, cut before the stop string once one appeared, as generated (no UTF-8 repair).

@@ -70,7 +70,8 @@ bool TextStream::add(const std::vector<int32_t>& tokens) {
   if (stopped_) return false;
   size_t old_size = bytes_.size(), cut = std::string::npos;
   auto end = std::find(tokens.begin(), tokens.end(), end_token_);
-  bytes_ += tokenizer_.decode(std::vector<int32_t>(tokens.begin(), end));
+  bytes_ +=
+      end == tokens.end() ? tokenizer_.decode(tokens) : tokenizer_.decode(std::vector<int32_t>(tokens.begin(), end));
   // the earliest stop string; a match must end in the new bytes (an earlier one would have ended generation),
   // and it cannot begin before released_ (held_back kept every byte a stop string could still claim)
   for (const std::string& s : stop_)

@@ -53,12 +53,7 @@ std::string greedy_until(const Model& model, const Tokenizer& tokenizer, std::ve
   greedy.temperature = 0;
   greedy.max_new_tokens = std::min(max_gen_tokens, window + 1 - (int)prompt.size());  // no context shift
   TextStream text(tokenizer, until, tokenizer.eos());  // as in lm-evaluation-harness, EOS ends the output too
-  std::vector<int32_t> one(1);
-  StopAfter stop = [&](int32_t token) {
-    one[0] = token;
-    return !text.add(one);
-  };
-  generate(model, prompt, greedy, stop);
+  generate(model, prompt, greedy, [&](int32_t token) { return !text.add(token); });
   return text.bytes();
 }
 
