@@ -60,6 +60,7 @@ TrainConfig non_default_train_config() {
   t.beta2 = 0.9f, t.eps = 1e-7f, t.grad_clip = 0.5f, t.seed = 99, t.eval_every = 11, t.eval_batches = 3;
   t.save_every = 13, t.log_every = 5, t.loop_count_min = 1, t.loop_count_max = 3;
   t.mor_capacity_warmup_steps = 4, t.mor_balance_warmup_steps = 6, t.mor_bias_rate = 2e-3f;
+  t.mor_causal_rate = 0.7f;
   t.skip_nonfinite_steps = true;
   t.reduce_shards = 2, t.param_check_every = 9, t.comm_timeout = 30;
   return t;
@@ -223,13 +224,14 @@ TEST(ConfigTable, EveryTrainKeySurvivesJsonAndIsAFlag) {
 
 TEST(ConfigTable, OlderTrainStatesStillRead) {
   json state = json::parse(train_config_to_json(non_default_train_config()));
-  for (const char* later :
-       {"loop_count_min", "loop_count_max", "mor_capacity_warmup_steps", "mor_balance_warmup_steps", "mor_bias_rate"})
+  for (const char* later : {"loop_count_min", "loop_count_max", "mor_capacity_warmup_steps", "mor_balance_warmup_steps",
+                            "mor_bias_rate", "mor_causal_rate"})
     state.erase(later);
   TrainConfig old = train_config_from_json(state.dump());
   EXPECT_EQ(old.batch_size, 3);
   EXPECT_EQ(old.loop_count_max, 0);
   EXPECT_EQ(old.mor_bias_rate, 0.0f);
+  EXPECT_EQ(old.mor_causal_rate, TrainConfig().mor_causal_rate);
   state.erase("batch_size");
   std::string message = error_message([&] { train_config_from_json(state.dump()); });
   EXPECT_NE(message.find("missing setting \"batch_size\""), std::string::npos) << message;
@@ -274,19 +276,22 @@ TEST(ConfigTable, TrainingKeysOutsideTheirScopeAreRefused) {
     EXPECT_NE(message.find("train: " + key + " = "), std::string::npos) << message;
     EXPECT_NE(message.find("does nothing here: it acts only in " + scope), std::string::npos) << message;
   };
-  TrainConfig capacity, balance, bias, loops;
+  TrainConfig capacity, balance, bias, causal, loops;
   capacity.mor_capacity_warmup_steps = 10;
   balance.mor_balance_warmup_steps = 10;
   bias.mor_bias_rate = 1e-3f;
+  causal.mor_causal_rate = 0.9f;
   loops.loop_count_min = 1, loops.loop_count_max = 3;
   expect(capacity, token, "mor_capacity_warmup_steps", "expert-choice routing");
   expect(balance, expert, "mor_balance_warmup_steps", "token-choice routing with a balancing loss");
   expect(bias, plain, "mor_bias_rate", "token-choice routing");
+  expect(causal, token, "mor_causal_rate", "expert-choice routing");
   expect(loops, token, "loop_count_min", "middle looping");
   // where they act they are taken, and the defaults are taken everywhere
   EXPECT_NO_THROW(capacity.check_acts_on(expert));
   EXPECT_NO_THROW(balance.check_acts_on(token));
   EXPECT_NO_THROW(bias.check_acts_on(token));
+  EXPECT_NO_THROW(causal.check_acts_on(expert));
   EXPECT_NO_THROW(loops.check_acts_on(looped));
   EXPECT_NO_THROW(TrainConfig{}.check_acts_on(plain));
 }

@@ -107,7 +107,9 @@ TEST(Decode, MorCachedLogitsEqualCausalForward) {
     Model m(c);
     m.init_weights(7);
     for (float& w : m.params) w *= 4;  // logits and router scores far from ties, so that routing is robust
-    if (k.routing == MorRouting::token) m.mor_bias = {0.05f, 0.0f, -0.05f};
+    // token choice's balancing bias, or the expert-choice causal rule's
+    m.mor_bias =
+        k.routing == MorRouting::token ? std::vector<float>{0.05f, 0.0f, -0.05f} : std::vector<float>{0.0f, 0.2f, 0.1f};
     TrainPass pass(m);
     Decoder decoder(m);
     pass.set_mor_causal_routing(true);

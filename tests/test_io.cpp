@@ -198,14 +198,20 @@ namespace {
 TEST(Checkpoint, MorBiasRoundTrip) {
   std::string dir = temp_dir("morbias");
   ModelConfig c = tiny_config();
-  c.sharing = Sharing::cycle, c.n_layers = 4, c.n_recursions = 2, c.mor_routing = MorRouting::token;
-  Model model(c);
-  model.mor_bias = {0.25f, -0.5f};
-  save_weights(model, dir + "/w.safetensors");
-  Model loaded(c);
-  load_weights(loaded, dir + "/w.safetensors");
-  EXPECT_EQ(loaded.mor_bias, model.mor_bias);
-  EXPECT_EQ(loaded.params, model.params);
+  c.sharing = Sharing::cycle, c.n_layers = 4, c.n_recursions = 2;
+  for (MorRouting routing : {MorRouting::token, MorRouting::expert}) {  // balancing bias, causal rule's bias
+    c.mor_routing = routing;
+    Model model(c);
+    model.mor_bias = {0.25f, -0.5f};
+    save_weights(model, dir + "/w.safetensors");
+    Model loaded(c);
+    load_weights(loaded, dir + "/w.safetensors");
+    EXPECT_EQ(loaded.mor_bias, model.mor_bias);
+    EXPECT_EQ(loaded.params, model.params);
+    Model read(c);
+    load_weights(read, SafeTensorsFile(dir + "/w.safetensors"));  // the inference load
+    EXPECT_EQ(read.mor_bias, model.mor_bias);
+  }
   fs::remove_all(dir);
 }
 

@@ -206,6 +206,41 @@ TEST(Mor, DeadTokensFollowTheRuleUsed) {
   EXPECT_DOUBLE_EQ(logged.at("mor_active_1_causal"), 1.0);
 }
 
+// The causal rule's bias moves against the excess of causal continues over top-k's choices by rate·σ·excess, and
+// repeated on a batch it settles where the causal rule runs top-k's capacities (1, 2/3, 1/3) and mostly agrees
+// with it, whatever the logits' scale.
+TEST(Mor, ExpertChoiceCausalBiasCalibratesToCapacities) {
+  for (float scale : {1.0f, 4.0f}) {
+    Model m(mor_config("expert"));
+    m.init_weights(3);
+    for (float& w : m.params) w *= scale;
+    const int B = 16, T = 24;
+    auto t = tokens(B * T, 32);
+    TrainPass pass(m);
+    pass.forward(t.data(), nullptr, B, T);
+    std::vector<double> sums = pass.mor_stats().causal_sums;
+    ASSERT_EQ(sums.size(), 3u * kCausalSums);
+    EXPECT_EQ(sums[1], 0.0);                        // capacity 1: no choice, no candidates counted
+    EXPECT_NEAR(sums[kCausalSums + 1], 1.0, 1e-9);  // step 1 chooses among every token
+    const double* s = &sums[kCausalSums];
+    double sigma = std::sqrt(s[3] / s[1] - (s[2] / s[1]) * (s[2] / s[1]));
+    expert_update_bias(m, sums, 0.5f);
+    EXPECT_FLOAT_EQ(m.mor_bias[1], (float)(-0.5 * sigma * s[0] / s[1]));
+    for (int i = 0; i < 100; i++) {
+      pass.forward(t.data(), nullptr, B, T);
+      expert_update_bias(m, pass.mor_stats().causal_sums, 0.5f);
+    }
+    pass.forward(t.data(), nullptr, B, T);
+    double agreement = pass.mor_stats().causal_agreement;
+    pass.set_mor_causal_routing(true);
+    pass.forward(t.data(), nullptr, B, T);
+    const std::vector<double>& active = pass.mor_stats().active_fraction;
+    EXPECT_NEAR(active[1], 2.0 / 3, 0.02) << "scale " << scale;
+    EXPECT_NEAR(active[2], 1.0 / 3, 0.05) << "scale " << scale;  // its candidates are the causal rule's own
+    EXPECT_GT(agreement, 0.85) << "scale " << scale;             // a random router: 0.88-0.90
+  }
+}
+
 TEST(Mor, TokenChoiceBiasBalancesAndIsSaved) {
   Model m(mor_config("token"));
   m.init_weights(3);

@@ -31,9 +31,20 @@ inline void expert_mix(float gate, const float* y, float* h, int d) {
 float expert_gate(const ModelConfig& c, float z);       // g = α·sigmoid(z), or α·tanh(z)
 float expert_gate_grad(const ModelConfig& c, float z);  // dg/dz
 
-// The causal rule of inference: at a step of capacity c_r < 1 a token continues iff its BCE-trained logit is
-// >= 0 (a step of capacity 1 takes every candidate). It needs no future token, unlike the top-k.
-bool expert_continues(double capacity, float z_bce);
+// The causal rule of inference: at a step of capacity c_r < 1 a token continues iff its BCE-trained logit plus
+// the step's bias (Model::mor_bias) is >= 0 (a step of capacity 1 takes every candidate). It needs no future
+// token, unlike the top-k.
+bool expert_continues(double capacity, float z_bce, float bias);
+// Calibration of the causal rule to training's capacities, after an optimizer step: per step r,
+// bias_r -= rate · σ_r · e_r, with e_r = (candidates the causal rule would continue − candidates top-k chose) /
+// candidates and σ_r the standard deviation of the candidates' BCE logits, from the step's training forward. It
+// settles where the causal rule continues as many tokens as the top-k does; the σ makes its step independent of
+// the logits' scale (about 0.4·rate of the gap per update for normal logits).
+// The forward's sums per step r, each divided by the tokens so that shards add up: (excess, candidates, Σz, Σz²).
+constexpr int kCausalSums = 4;
+void expert_add_causal_sums(const std::vector<float>& z_bce, const std::vector<char>& chosen, float bias, int tokens,
+                            double* sums);
+void expert_update_bias(Model& m, const std::vector<double>& causal_sums, float rate);
 
 // Training's rule: per sequence (rows grouped by sequence of length T), the `capacity` candidates with the
 // highest z (ties: the lower position first). chosen (n) is set to 1 for them.

@@ -99,8 +99,10 @@ class Model {
   double train_flops_per_token(int T) const { return 3.0 * forward_flops_per_token(T); }
 
   std::vector<float> params;
-  // Token choice: the loss-free balancing bias added to the router scores for the argmax only; trained by
-  // token_choice_update_bias (recur/token_choice.h), saved with the weights, read by decoding.
+  // MoR routing bias per recursion step, saved with the weights and moved by training after each optimizer step,
+  // not by gradients. Token choice: the loss-free balancing bias added to the router scores for the argmax only
+  // (token_update_bias, recur/token_choice.h). Expert choice: the causal rule's bias, which calibrates decoding's
+  // continue/stop decisions to the capacities of training's top-k (expert_update_bias, recur/expert_choice.h).
   std::vector<float> mor_bias;
 
  private:

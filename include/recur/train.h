@@ -40,6 +40,9 @@ struct TrainConfig {
   // warm-up of the token-choice balancing loss, and loss-free balancing (bias step per optimizer step, 0: off).
   int64_t mor_capacity_warmup_steps = 0, mor_balance_warmup_steps = 0;
   float mor_bias_rate = 0.0f;
+  // Expert choice: the causal rule's calibration rate (expert_update_bias, recur/expert_choice.h; 0: off, so
+  // decoding keeps the router's own threshold sigmoid(z) >= 0.5).
+  float mor_causal_rate = 0.5f;
   // A step whose gradients or update are non-finite is skipped (weights and moments kept) instead of stopping the
   // run; the count is logged.
   bool skip_nonfinite_steps = false;
@@ -143,7 +146,7 @@ class ShardTraining final : public DataPosition {
 struct StepTotals {
   double loss = 0, flops = 0, reduce_s = 0;
   int64_t tokens = 0;
-  std::vector<double> depth_load;
+  std::vector<double> depth_load, causal_sums;  // MoR: of the last micro-batch (MorStats)
 };
 class DataParallel;  // recur/distributed.h
 

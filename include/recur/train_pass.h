@@ -31,9 +31,12 @@ struct MorStats {
   std::vector<double> active_fraction;  // per step: tokens the block ran on / all tokens
   std::vector<double> depth_load;       // fraction of tokens whose last step is r
   double aux_loss = 0, z_loss = 0, balance_loss = 0;
-  // Expert choice: how often the causal decoding rule (continue iff sigmoid(z) >= 0.5) agrees with top-k,
-  // over the candidates of the steps that choose (capacity < 1).
+  // Expert choice: how often the causal decoding rule (recur/expert_choice.h) agrees with top-k, over the
+  // candidates of the steps that choose (capacity < 1).
   double causal_agreement = 1;
+  // Expert choice under top-k: per step the sums that expert_update_bias calibrates the causal rule by
+  // (expert_add_causal_sums, recur/expert_choice.h; kCausalSums per step, zeros at a step of capacity 1).
+  std::vector<double> causal_sums;
   // Tokens that never got a recursion beyond the ones every token runs (expert: not chosen by any router
   // that had a choice; token: routed to the shallowest depth).
   double dead_token_ratio = 0;

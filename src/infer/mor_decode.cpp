@@ -93,7 +93,7 @@ void Decoder::expert_route_tokens(std::vector<RecursionToken*>& tokens, std::vec
     for (int i = 0; i < n; i++) {
       at_r[i]->routed = true;
       at_r[i]->gate = expert_gate(c, scores_.z[i]);
-      (expert_continues(c.capacity(r), z_bce[i]) ? continuing : exited).push_back(at_r[i]);
+      (expert_continues(c.capacity(r), z_bce[i], model_.mor_bias[r]) ? continuing : exited).push_back(at_r[i]);
     }
   }
   tokens.assign(continuing.begin(), continuing.end());

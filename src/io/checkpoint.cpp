@@ -18,7 +18,7 @@ namespace recur {
 
 namespace fs = std::filesystem;
 
-const ParamInfo* first_nonfinite(const Model& model, const std::vector<float>& buffer) {
+const ParamInfo* first_nonfinite(const Model& model, const float* buffer) {
   for (const ParamInfo& p : model.param_table())
     for (size_t i = 0; i < p.numel; i++)
       if (!std::isfinite(buffer[p.offset + i])) return &p;
@@ -39,7 +39,7 @@ void save_weights(const Model& model, const std::string& path) {
     check_tensor_values(path, p.name, model.params.data() + p.offset, p.numel, false);  // never write NaN
     st.add_f32(p.name, p.shape, model.params.data() + p.offset);
   }
-  if (model.config().mor_routing == MorRouting::token && !model.mor_bias.empty())  // routing state, not trained
+  if (model.config().mor() && !model.mor_bias.empty())  // routing state, not trained
     st.add_f32("model.mor_bias", {(int64_t)model.mor_bias.size()}, model.mor_bias.data());
   st.metadata["format"] = "recur";
   st.metadata["config"] = model_config_to_json(model.config());
@@ -50,7 +50,7 @@ void save_weights(const Model& model, const std::string& path) {
 static void check_names_known(const Model& model, const std::vector<std::string>& order, const std::string& path) {
   std::set<std::string> known;
   for (const ParamInfo& p : model.param_table()) known.insert(p.name);
-  if (model.config().mor_routing == MorRouting::token) known.insert("model.mor_bias");
+  if (model.config().mor()) known.insert("model.mor_bias");
   for (const std::string& name : order)
     check(known.count(name) > 0, path, ": holds tensor \"", name,
           "\" that this model config does not have; use the matching config.json");
@@ -63,7 +63,7 @@ void load_weights(Model& model, const SafeTensors& st, const std::string& path) 
     check_tensor_values(path, p.name, t.f32(), p.numel, false);
     std::copy(t.f32(), t.f32() + p.numel, model.params.data() + p.offset);
   }
-  if (model.config().mor_routing == MorRouting::token && st.has("model.mor_bias")) {
+  if (model.config().mor() && st.has("model.mor_bias")) {  // absent in older expert-choice files: 0
     const TensorData& t = st.get("model.mor_bias", {model.config().n_recursions});
     check_tensor_values(path, "model.mor_bias", t.f32(), t.numel(), false);
     model.mor_bias.assign(t.f32(), t.f32() + model.config().n_recursions);
@@ -79,7 +79,7 @@ void load_weights(Model& model, const SafeTensorsFile& file) {
     h.get(p.name, p.shape);
     reads.push_back({p.name, model.params.data() + p.offset});
   }
-  bool bias = model.config().mor_routing == MorRouting::token && h.has("model.mor_bias");
+  bool bias = model.config().mor() && h.has("model.mor_bias");
   if (bias) {
     h.get("model.mor_bias", {model.config().n_recursions});
     model.mor_bias.resize(model.config().n_recursions);

@@ -67,7 +67,26 @@ float expert_gate_grad(const ModelConfig& c, float z) {
   return c.mor_alpha * (1 - std::tanh(z) * std::tanh(z));
 }
 
-bool expert_continues(double capacity, float z_bce) { return capacity >= 1.0 || z_bce >= 0; }
+bool expert_continues(double capacity, float z_bce, float bias) { return capacity >= 1.0 || z_bce + bias >= 0; }
+
+void expert_add_causal_sums(const std::vector<float>& z_bce, const std::vector<char>& chosen, float bias, int tokens,
+                            double* sums) {
+  for (size_t i = 0; i < chosen.size(); i++) {
+    double z = z_bce[i];
+    sums[0] += ((double)expert_continues(0.0, z_bce[i], bias) - (double)(chosen[i] != 0)) / tokens;
+    sums[1] += 1.0 / tokens, sums[2] += z / tokens, sums[3] += z * z / tokens;
+  }
+}
+
+void expert_update_bias(Model& m, const std::vector<double>& causal_sums, float rate) {
+  if (m.config().mor_routing != MorRouting::expert) return;
+  for (size_t r = 0; r < m.mor_bias.size() && (r + 1) * kCausalSums <= causal_sums.size(); r++) {
+    const double* s = &causal_sums[r * kCausalSums];
+    if (s[1] <= 0) continue;  // no candidate chose at this step
+    double mean = s[2] / s[1], sigma = std::sqrt(std::max(s[3] / s[1] - mean * mean, 0.0));
+    m.mor_bias[r] -= (float)(rate * sigma * s[0] / s[1]);
+  }
+}
 
 void expert_select_top_k(const std::vector<int32_t>& candidates, const float* z, int T, int capacity,
                          std::vector<char>& chosen) {

@@ -101,7 +101,7 @@ Model::Model(const ModelConfig& config, ModelInit init)
   check_fits_memory(4.0 * (double)t.offset, "model: the " + std::to_string(t.offset) + " parameters",
                     "use a smaller d_model, d_ff, vocab_size or fewer unique layers");
   params.assign(t.offset, 0.0f);
-  if (c.mor_routing == MorRouting::token) mor_bias.assign(c.n_recursions, 0.0f);
+  if (c.mor()) mor_bias.assign(c.n_recursions, 0.0f);
   schedule_ = c.layer_schedule();
   mor_stack_ = make_mor_stack(c);
   if (init == ModelInit::random) init_weights(0);

@@ -108,6 +108,7 @@ double TrainPass::expert_forward(float* stream, int N) {
   stats = MorStats{};
   stats.active_fraction.assign(Nr, 0.0);
   stats.depth_load.assign(Nr, 0.0);
+  stats.causal_sums.assign((size_t)Nr * kCausalSums, 0.0);
   std::vector<char> router_choice(N, kNoChoice);
   double agreement[2] = {0, 0};  // agreeing candidates, candidates of steps that choose
   ExpertLosses router_losses;
@@ -140,20 +141,23 @@ void TrainPass::expert_step_forward(int r, float* stream, int N, std::vector<cha
   expert_route(model_, r, step.h_candidates.data(), n_cand, step.scores);
   const std::vector<float>& z_bce = step.scores.bce_logits(c);
   double c_r = expert_capacity_fraction(c, r, mor_.capacity_progress);
+  float bias = model_.mor_bias[r];
   if (mor_.causal) {
     step.chosen.resize(n_cand);
-    for (int i = 0; i < n_cand; i++) step.chosen[i] = expert_continues(c_r, z_bce[i]);
+    for (int i = 0; i < n_cand; i++) step.chosen[i] = expert_continues(c_r, z_bce[i], bias);
   } else {
     int capacity = std::max(1, (int)std::floor(c_r * T_));
     expert_select_top_k(step.candidates, step.scores.z.data(), T_, capacity, step.chosen);
   }
   if (c_r < 1.0)
     for (int i = 0; i < n_cand; i++) {
-      agreement[0] += expert_continues(c_r, z_bce[i]) == (step.chosen[i] != 0);
+      agreement[0] += expert_continues(c_r, z_bce[i], bias) == (step.chosen[i] != 0);
       agreement[1]++;
       char& choice = router_choice[step.candidates[i]];
       choice = std::max(choice, (char)(step.chosen[i] ? kChosen : kNotChosen));
     }
+  if (c_r < 1.0 && !mor_.causal)
+    expert_add_causal_sums(z_bce, step.chosen, bias, N, &mor_.stats.causal_sums[(size_t)r * kCausalSums]);
   expert_router_losses(c, step.scores, step.chosen, router_losses);
   for (int i = 0; i < n_cand; i++)
     if (step.chosen[i])

@@ -7,6 +7,7 @@
 
 #include "recur/distributed.h"
 #include "recur/error.h"
+#include "recur/expert_choice.h"
 
 namespace recur {
 
@@ -29,7 +30,7 @@ Batch rows(const Batch& batch, int begin, int end) {
 // FNV-1a over the bytes of the parameters and the MoR bias: equal on every rank unless they diverged.
 uint64_t checksum(const Model& model) {
   uint64_t h = 1469598103934665603ull;
-  auto add = [&h](const std::vector<float>& values) {
+  auto add = [&h](const auto& values) {
     const unsigned char* bytes = (const unsigned char*)values.data();
     for (size_t i = 0; i < values.size() * sizeof(float); i++) h = (h ^ bytes[i]) * 1099511628211ull;
   };
@@ -100,7 +101,8 @@ std::vector<double> DataParallel::micro_batch_route_counts(TrainPass& pass, cons
 }
 
 StepTotals DataParallel::gradients(TrainPass& pass, const TrainConfig& c, const BatchSource& batches, int64_t step) {
-  const size_t n = pass.grads.size(), record = 3 + (size_t)depth_slots_;  // weighted loss, flops, tokens, load
+  // weighted loss, flops, tokens, then per step the load, then the causal rule's sums (MorStats)
+  const size_t n = pass.grads.size(), record = 3 + (1 + kCausalSums) * (size_t)depth_slots_;
   scalars_.assign((size_t)local_shards_ * record, 0.0);
   std::fill(partial_.begin(), partial_.end(), 0.0f);
   for (int micro = 0; micro < c.grad_accum; micro++) {
@@ -131,8 +133,10 @@ StepTotals DataParallel::gradients(TrainPass& pass, const TrainConfig& c, const 
       out[0] += weight * loss;
       out[1] += 3.0 * pass.last_forward_flops();
       if (micro + 1 < c.grad_accum) continue;
-      const std::vector<double>& load = pass.mor_stats().depth_load;  // the last micro-batch's, as train_step
-      for (int r = 0; r < depth_slots_ && r < (int)load.size(); r++) out[3 + r] += share * load[r];
+      const MorStats& mor = pass.mor_stats();  // the last micro-batch's, as train_step
+      for (int r = 0; r < depth_slots_ && r < (int)mor.depth_load.size(); r++) out[3 + r] += share * mor.depth_load[r];
+      for (size_t k = 0; k < kCausalSums * (size_t)depth_slots_ && k < mor.causal_sums.size(); k++)
+        out[3 + depth_slots_ + k] += share * mor.causal_sums[k];
     }
   }
   pass.set_micro_batch_shard({});  // validation and the next one-process forwards see whole batches
@@ -158,10 +162,12 @@ StepTotals DataParallel::gradients(TrainPass& pass, const TrainConfig& c, const 
   StepTotals totals;
   totals.reduce_s = reduce_s;
   totals.depth_load.assign(depth_slots_, 0.0);
+  totals.causal_sums.assign(kCausalSums * (size_t)depth_slots_, 0.0);
   for (int s = 0; s < shards_; s++) {
     const double* in = &every[(size_t)s * record];
     totals.loss += in[0], totals.flops += in[1], totals.tokens += (int64_t)in[2];
     for (int r = 0; r < depth_slots_; r++) totals.depth_load[r] += in[3 + r];
+    for (size_t k = 0; k < totals.causal_sums.size(); k++) totals.causal_sums[k] += in[3 + depth_slots_ + k];
   }
   return totals;
 }

@@ -29,8 +29,8 @@ void TrainConfig::validate() const {
   check(grad_clip >= 0, "train: grad_clip must be >= 0 (0 disables clipping)");
   check(eval_every >= 0 && save_every >= 0 && log_every >= 0, "train: eval_every, save_every, log_every must be >= 0");
   check(eval_batches > 0, "train: eval_batches must be >= 1");
-  check(mor_capacity_warmup_steps >= 0 && mor_balance_warmup_steps >= 0 && mor_bias_rate >= 0,
-        "train: mor_capacity_warmup_steps, mor_balance_warmup_steps and mor_bias_rate must be >= 0");
+  check(mor_capacity_warmup_steps >= 0 && mor_balance_warmup_steps >= 0 && mor_bias_rate >= 0 && mor_causal_rate >= 0,
+        "train: mor_capacity_warmup_steps, mor_balance_warmup_steps, mor_bias_rate and mor_causal_rate must be >= 0");
   check((loop_count_min == 0 && loop_count_max == 0) || (loop_count_min >= 1 && loop_count_max >= loop_count_min),
         "train: loop_count_min/max must both be 0 (off) or 1 <= loop_count_min <= loop_count_max");
   check(reduce_shards >= 0 && param_check_every >= 0 && comm_timeout > 0,
@@ -49,6 +49,8 @@ void TrainConfig::check_acts_on(const ModelConfig& model) const {
        "token-choice routing with a balancing loss (mor_routing token, mor_balance_loss > 0)"},
       {"mor_bias_rate", [](const M& m) { return m.mor_routing == MorRouting::token; },
        "token-choice routing (mor_routing token)"},
+      {"mor_causal_rate", [](const M& m) { return m.mor_routing == MorRouting::expert; },
+       "expert-choice routing (mor_routing expert), whose causal rule it calibrates"},
       {"loop_count_min", [](const M& m) { return m.loop_block > 0; }, "middle looping (loop_block > 0)"},
       {"loop_count_max", [](const M& m) { return m.loop_block > 0; }, "middle looping (loop_block > 0)"},
   };
@@ -97,6 +99,8 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
                  "MoR: linear warm-up of the balancing loss (0: off)"),
       config_key("mor_bias_rate", &C::mor_bias_rate,
                  "MoR token choice: loss-free balancing bias step (1e-3 is typical; 0: off)"),
+      config_key("mor_causal_rate", &C::mor_causal_rate,
+                 "MoR expert choice: step of the causal rule's bias towards training's capacities (0: off)"),
       omitted_when_default(config_key("skip_nonfinite_steps", &C::skip_nonfinite_steps,
                                       "skip a step whose gradients or update are NaN/Inf instead of stopping")),
       config_key("reduce_shards", &C::reduce_shards,

@@ -10,6 +10,7 @@
 
 #include "recur/distributed.h"
 #include "recur/error.h"
+#include "recur/expert_choice.h"
 #include "recur/rng.h"
 #include "recur/run_lock.h"
 #include "recur/token_choice.h"
@@ -100,6 +101,7 @@ Evaluator batch_validation(std::function<Batch(int i)> batch_at, const TrainConf
       m.push_back({"val_loss_causal", sums[2]});
       EvalMetrics causal = causal_routing_metrics(&sums[3 + routing], steps);
       m.insert(m.end(), causal.begin(), causal.end());
+      for (int r = 0; r < steps; r++) m.push_back({"mor_causal_bias_" + std::to_string(r), pass.model().mor_bias[r]});
     }
     return m;
   };
@@ -124,6 +126,7 @@ static StepTotals local_gradients(TrainPass& pass, const TrainConfig& c, const B
     totals.flops += 3.0 * pass.last_forward_flops();
   }
   totals.depth_load = pass.mor_stats().depth_load;
+  totals.causal_sums = pass.mor_stats().causal_sums;
   return totals;
 }
 
@@ -151,6 +154,7 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   m.skipped = !guarded_update(model, pass.grads, opt, c, m.lr, m.grad_norm);
   if (mor && !m.skipped) {
     if (c.mor_bias_rate > 0) token_update_bias(model, totals.depth_load, c.mor_bias_rate);
+    if (c.mor_causal_rate > 0) expert_update_bias(model, totals.causal_sums, c.mor_causal_rate);
     pass.set_mor_warmup(1.0, 1.0);  // evaluation and inference use the target capacities
   }
   m.step = opt.step;
