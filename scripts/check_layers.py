@@ -20,7 +20,7 @@ LAYER_RANK = {"core": 0, "kernels": 1, "model": 2, "io": 3, "data": 3, "train": 
 
 # include/recur/<name>.h -> the src folder that implements it. A new public header needs a line here.
 PUBLIC_HEADERS = {
-    "error.h": "core", "rng.h": "core",
+    "error.h": "core", "rng.h": "core", "huge_pages.h": "core",
     "kernels.h": "kernels", "runtime.h": "kernels",
     "config.h": "model", "model.h": "model", "train_pass.h": "model", "layer.h": "model",
     "expert_choice.h": "model", "token_choice.h": "model",

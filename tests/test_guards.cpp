@@ -76,7 +76,7 @@ TEST(Guards, SkipNonFiniteStepsFinishesTheRun) {
   o.out_dir = dir, o.quiet = true;
   StepMetrics last = train_run(model, t, text_batches(text, t), {}, o);
   EXPECT_EQ(last.step, 8);
-  EXPECT_EQ(first_nonfinite(model, model.params), nullptr);
+  EXPECT_EQ(first_nonfinite(model, model.params.data()), nullptr);
   checkpoint_load_model(dir);
   EXPECT_NE(train_config_to_json(t).find("skip_nonfinite_steps"), std::string::npos);
   // runs without the option write train_state.json as before

@@ -168,7 +168,7 @@ TEST(Train, DeterministicForSeed) {
   TextCorpus corpus = TextCorpus::load(write_corpus(dir), 0.1);
   TrainConfig t = small_training();
   t.steps = 3;
-  std::vector<float> params[2];
+  ParamBuffer params[2];
   for (int i = 0; i < 2; i++) {
     Model m(small_model());
     m.init_weights(t.seed);

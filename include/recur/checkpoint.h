@@ -39,8 +39,9 @@ void save_weights(const Model& model, const std::string& safetensors_path);
 ModelConfig checkpoint_config(const std::string& dir, const SafeTensors& weights);
 ModelConfig checkpoint_config(const std::string& dir, const SafeTensorsHeader& weights);
 
-// The first tensor of the model's layout holding a NaN or Inf in `buffer` (parameters, gradients or moments), or null.
-const ParamInfo* first_nonfinite(const Model& model, const std::vector<float>& buffer);
+// The first tensor of the model's layout holding a NaN or Inf in `buffer` (n_params values: parameters, gradients
+// or moments), or null.
+const ParamInfo* first_nonfinite(const Model& model, const float* buffer);
 // Throws recur::Error naming `file` and `tensor` when any value is NaN/Inf (or negative, when `nonnegative`).
 void check_tensor_values(const std::string& file, const std::string& tensor, const float* data, size_t n,
                          bool nonnegative);

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "recur/config.h"
+#include "recur/huge_pages.h"
 #include "recur/kernels.h"
 
 namespace recur {
+
+using ParamBuffer = HugePageVector<float>;  // the flat parameter buffer of a Model
 
 struct ParamInfo {
   std::string name;            // e.g. model.layers.0.self_attn.q_proj.weight
@@ -98,7 +101,7 @@ class Model {
   double forward_flops_per_token(int T) const;
   double train_flops_per_token(int T) const { return 3.0 * forward_flops_per_token(T); }
 
-  std::vector<float> params;
+  ParamBuffer params;  // every parameter, one flat buffer (huge pages: decoding streams it every token)
   // MoR routing bias per recursion step, saved with the weights and moved by training after each optimizer step,
   // not by gradients. Token choice: the loss-free balancing bias added to the router scores for the argmax only
   // (token_update_bias, recur/token_choice.h). Expert choice: the causal rule's bias, which calibrates decoding's
@@ -112,7 +115,7 @@ class Model {
   std::vector<int> schedule_;
   MorStack mor_stack_;
   kernels::RopeTable rope_;
-  std::vector<uint16_t> bf16_;  // the bf16 copy of params (same layout), or empty
+  HugePageVector<uint16_t> bf16_;  // the bf16 copy of params (same layout), or empty
 };
 
 }  // namespace recur

@@ -16,10 +16,10 @@ namespace {
 // The first of parameters, gradients' effect (moments) that holds NaN/Inf after an update: (what, tensor) or null.
 const ParamInfo* first_bad_state(const Model& model, const AdamW& opt, const char*& what) {
   what = "parameter";
-  if (const ParamInfo* p = first_nonfinite(model, model.params)) return p;
+  if (const ParamInfo* p = first_nonfinite(model, model.params.data())) return p;
   what = "AdamW moment of";
-  if (const ParamInfo* p = first_nonfinite(model, opt.m)) return p;
-  return first_nonfinite(model, opt.v);
+  if (const ParamInfo* p = first_nonfinite(model, opt.m.data())) return p;
+  return first_nonfinite(model, opt.v.data());
 }
 
 [[noreturn]] void stop_nonfinite(int64_t step, const std::string& what, const std::string& tensor) {
@@ -37,14 +37,15 @@ bool guarded_update(Model& model, const std::vector<float>& grads, AdamW& opt, c
   int64_t step = opt.step + 1;
   bool skip = c.skip_nonfinite_steps;
   if (!std::isfinite(grad_norm))
-    if (const ParamInfo* bad = first_nonfinite(model, grads)) {
+    if (const ParamInfo* bad = first_nonfinite(model, grads.data())) {
       if (!skip) stop_nonfinite(step, "gradient", bad->name);
       std::fprintf(stderr, "train: step %lld skipped: gradient of \"%s\" is non-finite\n", (long long)step,
                    bad->name.c_str());
       opt.step++;  // the step is spent (its batch is not retried), the weights and moments stay as they were
       return false;
     }
-  std::vector<float> params, m, v;  // the state before the update, to restore a skipped step
+  ParamBuffer params;  // the state before the update, to restore a skipped step
+  std::vector<float> m, v;
   if (skip) params = model.params, m = opt.m, v = opt.v;
   opt.update(model, grads, c, lr);
   const char* what = nullptr;
