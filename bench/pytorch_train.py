@@ -2,8 +2,10 @@
 # same explicit attention) with AdamW on random byte tokens and prints one JSON line of throughput. With
 # --autocast bf16 the forward and the loss run under torch.autocast("cpu", dtype=torch.bfloat16) (matrix products
 # in bf16, fp32 master weights), as a user training on a bf16-capable CPU would run it.
+# (attention, routers and the loss stay fp32: reference/model.py fp32_region). --matmul_peak N instead prints the
+# best GFLOP/s of an N×N×N torch.matmul in fp32 and in bf16, PyTorch's own peaks on this CPU.
 # Usage: /usr/bin/python3 bench/pytorch_train.py --config S [--batch 16 --seq 256 --threads 2 --steps 10 --warmup 2]
-#        [--autocast bf16]
+#        [--autocast bf16] | --matmul_peak 2048 [--threads 2]
 import argparse
 import contextlib
 import json
@@ -29,6 +31,19 @@ def autocast(mode):
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
+def matmul_peaks(n, repeats=5):
+    peaks = {}
+    for name, dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.full((n, n), 0.5, dtype=dtype), torch.full((n, n), 0.25, dtype=dtype)
+        best = 0.0
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+        peaks[name + "_matmul_peak_gflops"] = best
+    return peaks
+
+
 def main():
     parser = argparse.ArgumentParser(description="PyTorch training throughput for the reference model")
     parser.add_argument("--config", choices=sorted(PRESETS), default="S")
@@ -38,7 +53,12 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--autocast", choices=["off", "bf16"], default="off", help="mixed precision of the forward")
+    parser.add_argument("--matmul_peak", type=int, default=0, help="print PyTorch's N×N×N matmul peaks instead")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.matmul_peak:
+        print(json.dumps(dict(matmul_peaks(args.matmul_peak), threads=args.threads, torch_version=torch.__version__)))
+        return
 
     overrides, batch, seq = PRESETS[args.config]
     batch = args.batch or batch

@@ -1,6 +1,7 @@
 # reference/make_parity.py: writes the PyTorch parity fixtures the C++ tests compare against.
 # Per case: config.json, model.safetensors (initial weights) and expected.safetensors (logits, loss, every
-# gradient, the loop regularizer's value when on, MoR loss parts and routing, and a 10-step AdamW run).
+# gradient, the loop regularizer's value when on, MoR loss parts and routing, and a 10-step AdamW run; and the
+# logits, loss, gradients and routing of the same batch in bf16, by recur's rule and under torch.autocast).
 # Usage: make_parity.py --out DIR [--cases tiny_gqa,cycle]
 import argparse
 import json
@@ -12,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import (CONFIG_DEFAULTS, Model, clip_grad_norm, configure_optimizer, init_weights,  # noqa: E402
-                   loop_regularizer, lr_at, make_config, n_unique_layers)
+                   loop_regularizer, lr_at, make_config, n_unique_layers, set_precision)
 from safetensors_io import load_file, save_file  # noqa: E402
 
 INIT_SEED = 1234
@@ -111,6 +112,41 @@ def check_mor_routing(name, cfg, depth):
         raise RuntimeError(f"{name}: tokens per depth {counts.tolist()}; every depth must occur")
 
 
+def bf16_forward_backward(name, cfg, initial, tokens, targets, autocast):
+    """One forward/backward of the initial weights in bf16: recur's rule (set_precision('bf16'), prefix 'bf16.')
+    or PyTorch's torch.autocast bf16 ('autocast.'). Logits, loss, every gradient and, for MoR, the routing."""
+    model = Model(cfg)
+    with torch.no_grad():
+        for pname, p in model.named_tensors().items():
+            p.copy_(initial[pname])
+    if name in MOR_BIAS:
+        model.mor_bias.copy_(torch.tensor(MOR_BIAS[name]))
+    set_precision("f32" if autocast else "bf16")
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits, loss, stats = model(tokens, targets, return_stats=True)
+        loss.backward()
+    finally:
+        set_precision("f32")
+    prefix = "autocast." if autocast else "bf16."
+    out = {prefix + "logits": logits.detach().float(), prefix + "loss": loss.detach().float().reshape(1)}
+    for pname, p in model.named_tensors().items():
+        out[prefix + "grad." + pname] = p.grad.detach().clone()
+    if "depth" in stats:
+        out[prefix + "mor_depth"] = stats["depth"].to(torch.int32)
+    return out
+
+
+def bf16_results(name, cfg, initial, tokens, targets):
+    """Both bf16 forms; fails where they route a token differently (a router-score gap within bf16 rounding
+    would make the comparison of the two depend on it)."""
+    out = bf16_forward_backward(name, cfg, initial, tokens, targets, autocast=False)
+    out.update(bf16_forward_backward(name, cfg, initial, tokens, targets, autocast=True))
+    if "bf16.mor_depth" in out and not torch.equal(out["bf16.mor_depth"], out["autocast.mor_depth"]):
+        raise RuntimeError(f"{name}: recur's bf16 rule and autocast route differently; change the case's data")
+    return out
+
+
 def adamw_run(model, o, batches):
     """Trains model in place, one AdamW step per (tokens, targets) batch. Returns per step the loss
     (cross-entropy + loop regularizer or MoR losses), the pre-clip gradient norm, the lr and, for MoR, the
@@ -184,6 +220,7 @@ def make_case(name, out_dir):
         check_mor_routing(name, cfg, stats["depth"])
     for pname, p in model.named_tensors().items():
         expected["grad." + pname] = p.grad.detach().clone()
+    expected.update(bf16_results(name, cfg, initial, tokens, targets))
     if cfg["input_injection"] == "concat":
         d, grad = cfg["d_model"], expected["grad.model.loop_adapter.weight"]
         if not (grad[:, :d].abs().max() > 0 and grad[:, d:].abs().max() > 0):

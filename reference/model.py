@@ -33,6 +33,53 @@ LOOP_REG_GROUPS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "
                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm")
 
 
+# The precision of the model's matrix products, recur's Precision (docs/precision.md): "f32", or "bf16": both
+# operands of every projection, MLP, loop-adapter and head product rounded to bf16 and the products accumulated in
+# f32 (exact in f32: a product of two bf16 values has at most 16 significant bits); backward rounds the output
+# gradient and uses the rounded operands. Routers, attention, norms and the loss stay in the model's dtype. Under
+# torch.autocast the projections follow autocast instead; attention, the routers and the loss still run in the
+# residual stream's dtype (fp32_region).
+PRECISION = {"products": "f32"}
+
+
+def set_precision(name):
+    if name not in ("f32", "bf16"):
+        raise ValueError(f"precision '{name}' unknown; use f32 or bf16")
+    PRECISION["products"] = name
+
+
+def round_bf16(t):
+    return t.to(torch.bfloat16).to(t.dtype)  # round to nearest even
+
+
+class Bf16Product(torch.autograd.Function):
+    """x (..., C) @ w (OC, C)^T on bf16-rounded operands; backward on the rounded output gradient."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        xr, wr = round_bf16(x), round_bf16(w)
+        ctx.save_for_backward(xr, wr)
+        return xr @ wr.T
+
+    @staticmethod
+    def backward(ctx, grad):
+        xr, wr = ctx.saved_tensors
+        g = round_bf16(grad)
+        return g @ wr, g.reshape(-1, g.shape[-1]).T @ xr.reshape(-1, xr.shape[-1])
+
+
+def product(x, w):
+    """x (..., C) @ w (OC, C)^T: a matrix product of the model, in PRECISION."""
+    if PRECISION["products"] == "bf16":
+        return Bf16Product.apply(x, w)
+    return F.linear(x, w)
+
+
+def fp32_region():
+    """Code that stays in the residual stream's dtype under torch.autocast (attention, routers, loss)."""
+    return torch.autocast("cpu", enabled=False)
+
+
 def make_config(**overrides):
     unknown = set(overrides) - set(CONFIG_DEFAULTS)
     if unknown:
@@ -178,14 +225,14 @@ class Attention(nn.Module):
         # stores its keys and values (of every position) there, later calls attend to them instead of their own.
         B, T, _ = x.shape
         hd = self.head_dim
-        q = self.q_proj(x).view(B, T, self.n_heads, hd).transpose(1, 2)     # (B, H, T, hd)
+        q = product(x, self.q_proj.weight).to(x.dtype).view(B, T, self.n_heads, hd).transpose(1, 2)     # (B, H, T, hd)
         q = apply_rope(q, cos, sin)
         if kv_cache is not None and "k" in kv_cache:
             k, v = kv_cache["k"], kv_cache["v"]                             # (B, Hkv, S, hd), S all positions
             future = torch.arange(k.shape[2])[None, :] > pos[:, None]       # (T, S): key after the query
         else:
-            k = self.k_proj(x).view(B, T, self.n_kv_heads, hd).transpose(1, 2)  # (B, Hkv, T, hd)
-            v = self.v_proj(x).view(B, T, self.n_kv_heads, hd).transpose(1, 2)  # (B, Hkv, T, hd)
+            k = product(x, self.k_proj.weight).to(x.dtype).view(B, T, self.n_kv_heads, hd).transpose(1, 2)
+            v = product(x, self.v_proj.weight).to(x.dtype).view(B, T, self.n_kv_heads, hd).transpose(1, 2)
             k = apply_rope(k, cos, sin)
             future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
             if kv_cache is not None:
@@ -194,12 +241,13 @@ class Attention(nn.Module):
         group = self.n_heads // self.n_kv_heads
         k = k.repeat_interleave(group, dim=1)                               # (B, H, S, hd)
         v = v.repeat_interleave(group, dim=1)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)                  # (B, H, T, S)
-        scores = scores.masked_fill(future, float("-inf"))
-        att = F.softmax(scores, dim=-1)
-        y = att @ v                                                         # (B, H, T, hd)
+        with fp32_region():
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd)              # (B, H, T, S)
+            scores = scores.masked_fill(future, float("-inf"))
+            att = F.softmax(scores, dim=-1)
+            y = att @ v                                                     # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * hd)
-        return self.o_proj(y)
+        return product(y, self.o_proj.weight)
 
 
 class MLP(nn.Module):
@@ -211,7 +259,8 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(f, d, bias=False)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # SwiGLU
+        gate, up = product(x, self.gate_proj.weight), product(x, self.up_proj.weight)
+        return product(F.silu(gate) * up, self.down_proj.weight)  # SwiGLU
 
 
 class Layer(nn.Module):
@@ -311,10 +360,8 @@ class Model(nn.Module):
                     h = self.inject(h, e)
                 h = self.model.layers[i](h, cos, sin)
         h = self.model.norm(h)
-        if self.lm_head is None:
-            logits = h @ self.model.embed_tokens.weight.T
-        else:
-            logits = self.lm_head(h)
+        head = self.model.embed_tokens if self.lm_head is None else self.lm_head
+        logits = product(h, head.weight)
         loss = None
         if targets is not None:
             loss = cross_entropy(logits, targets)
@@ -374,7 +421,8 @@ class Model(nn.Module):
             kv_caches = [{} if cfg["mor_kv_sharing"] else None for _ in self.mor_block]
             cand = torch.arange(T)                                   # candidates, increasing positions
             for r in range(nr):
-                z = self.model.mor_router[r](x[0, cand]).squeeze(-1)  # (n,), h at the start of step r
+                with fp32_region():
+                    z = self.model.mor_router[r](x[0, cand]).squeeze(-1)  # (n,), h at the start of step r
                 k = min(len(cand), max(1, math.floor(capacity[r] * T)))
                 # top-k as a stable sort on (-z, index): not differentiated
                 order = sorted(range(len(cand)), key=lambda i: (-z[i].item(), i))
@@ -384,7 +432,8 @@ class Model(nn.Module):
                 target = torch.zeros_like(z)
                 target[chosen] = 1.0
                 if cfg["mor_aux_router"]:  # same candidates and h, detached: no gradient into the model
-                    z_aux = self.model.mor_aux_router[r](x[0, cand].detach()).squeeze(-1)  # (n,)
+                    with fp32_region():
+                        z_aux = self.model.mor_aux_router[r](x[0, cand].detach()).squeeze(-1)  # (n,)
                     bce[r].append(F.binary_cross_entropy_with_logits(z_aux, target))
                 else:
                     bce[r].append(F.binary_cross_entropy_with_logits(z, target))
@@ -412,7 +461,8 @@ class Model(nn.Module):
         cfg = self.cfg
         B, T, _ = h1.shape
         nr = cfg["n_recursions"]
-        logits = self.model.mor_router(h1)                           # (B, T, N_r)
+        with fp32_region():
+            logits = self.model.mor_router(h1)                       # (B, T, N_r)
         p = F.softmax(logits, dim=-1)
         scores = logits.detach() + self.mor_bias                     # the bias steers the argmax only
         depth = torch.argmax(scores, dim=-1)                         # (B, T), first maximum on ties
@@ -445,13 +495,16 @@ class Model(nn.Module):
         # h, e (B, T, d) -> (B, T, d)
         if self.cfg["input_injection"] == "add":
             return h + e
-        return self.model.loop_adapter(torch.cat((h, e), dim=-1))  # (B, T, 2d) @ W^T, W (d, 2d)
+        return product(torch.cat((h, e), dim=-1), self.model.loop_adapter.weight)  # (B, T, 2d) @ W^T, W (d, 2d)
 
 
 def cross_entropy(logits, targets):
     """Mean over positions whose target >= 0."""
     valid = targets >= 0
-    return F.cross_entropy(logits[valid], targets[valid].long())
+    if logits.dtype == torch.bfloat16:  # autocast's bf16 logits: the loss itself in fp32
+        logits = logits.float()
+    with fp32_region():
+        return F.cross_entropy(logits[valid], targets[valid].long())
 
 
 def loop_regularizer(model):

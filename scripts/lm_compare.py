@@ -51,7 +51,7 @@ def train_flags(args):
     return ["--batch_size", str(args.batch_size), "--seq_len", "256", "--lr", str(args.lr), "--warmup_steps",
             str(args.warmup_steps)] + length + ["--eval_every", "0", "--eval_batches",
             str(args.eval_batches), "--save_every", "50", "--log_every", "25", "--sample_tokens", "0", "--seed",
-            str(args.seed)]
+            str(args.seed), "--precision", args.precision]
 
 
 def read_metrics(run_dir):
@@ -213,7 +213,7 @@ def write_report(args, results):
              else f"equal training FLOPs ({args.budget:.3g} per run)")
     with open(os.path.join(args.docs, "report.md"), "w") as f:
         data = f" on {args.data}" if args.data else " on the built-in corpus"
-        f.write(f"# LM comparison at {title}{data}; seed {args.seed}\n\n{table}\n")
+        f.write(f"# LM comparison at {title}{data}; seed {args.seed}, {args.precision} products\n\n{table}\n")
     print(table)
 
 
@@ -231,6 +231,8 @@ def main():
     p.add_argument("--warmup_steps", type=int, default=30)
     p.add_argument("--eval_batches", type=int, default=32, help="validation batches of batch_size x 256 bytes")
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                   help="matrix products (docs/precision.md); runs trained earlier keep theirs")
     p.add_argument("--threads", type=int, default=1, help="threads per process (per rank with --mpi_ranks)")
     p.add_argument("--mpi_ranks", type=int, default=1, help="train each run as this many MPI ranks (mpirun -np)")
     p.add_argument("--mpirun", default="mpirun", help="the mpirun command and its own flags, e.g. "

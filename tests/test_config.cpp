@@ -61,7 +61,7 @@ TrainConfig non_default_train_config() {
   t.save_every = 13, t.log_every = 5, t.loop_count_min = 1, t.loop_count_max = 3;
   t.mor_capacity_warmup_steps = 4, t.mor_balance_warmup_steps = 6, t.mor_bias_rate = 2e-3f;
   t.mor_causal_rate = 0.7f;
-  t.skip_nonfinite_steps = true;
+  t.skip_nonfinite_steps = true, t.precision = Precision::bf16;
   t.reduce_shards = 2, t.param_check_every = 9, t.comm_timeout = 30;
   return t;
 }

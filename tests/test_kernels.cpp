@@ -107,21 +107,40 @@ TEST(Kernels, RMSNorm) {
   check_gradient(w, dw, objective, "rmsnorm dweight");
 }
 
+static std::vector<float> rounded(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  bf16_round(r.data(), x.data(), x.size());
+  return r;
+}
+
+// f32 and bf16 weights, fast against reference; a bf16 product is the f32 product of the operands rounded to bf16.
 TEST(Kernels, Linear) {
   struct {
     int N, C, OC;
   } shapes[] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {128, 64, 96}};
   for (auto s : shapes) {
     auto x = randn((size_t)s.N * s.C, 9), w = randn((size_t)s.OC * s.C, 10), dout = randn((size_t)s.N * s.OC, 11);
-    std::vector<float> a((size_t)s.N * s.OC), b(a.size());
-    linear_forward(a.data(), x.data(), w.data(), s.N, s.C, s.OC);
-    linear_forward_ref(b.data(), x.data(), w.data(), s.N, s.C, s.OC);
-    EXPECT_LE(nmax_error(a, b), 1e-5);
-    std::vector<float> dxa(x.size(), 1.0f), dxb(x.size(), 1.0f), dwa(w.size(), -1.0f), dwb(w.size(), -1.0f);
-    linear_backward(dxa.data(), dwa.data(), dout.data(), x.data(), w.data(), s.N, s.C, s.OC);
-    linear_backward_ref(dxb.data(), dwb.data(), dout.data(), x.data(), w.data(), s.N, s.C, s.OC);
-    EXPECT_LE(nmax_error(dxa, dxb), 1e-5);
-    EXPECT_LE(nmax_error(dwa, dwb), 1e-5);
+    std::vector<uint16_t> w16(w.size());
+    bf16_from_f32(w16.data(), w.data(), w.size());
+    for (WeightView view : {WeightView(w.data()), WeightView::of_bf16(w16.data())}) {
+      std::vector<float> a((size_t)s.N * s.OC), b(a.size());
+      linear_forward(a.data(), x.data(), view, s.N, s.C, s.OC);
+      linear_forward_ref(b.data(), x.data(), view, s.N, s.C, s.OC);
+      EXPECT_LE(nmax_error(a, b), 1e-5);
+      std::vector<float> dxa(x.size(), 1.0f), dxb(x.size(), 1.0f), dwa(w.size(), -1.0f), dwb(w.size(), -1.0f);
+      linear_backward(dxa.data(), dwa.data(), dout.data(), x.data(), view, s.N, s.C, s.OC);
+      linear_backward_ref(dxb.data(), dwb.data(), dout.data(), x.data(), view, s.N, s.C, s.OC);
+      EXPECT_LE(nmax_error(dxa, dxb), 1e-5);
+      EXPECT_LE(nmax_error(dwa, dwb), 1e-5);
+      if (!view.bf16) continue;
+      std::vector<float> xr = rounded(x), wr = rounded(w), dr = rounded(dout), dxr(x.size(), 1.0f),
+                         dwr(w.size(), -1.0f);
+      linear_forward_ref(b.data(), xr.data(), wr.data(), s.N, s.C, s.OC);
+      EXPECT_LE(nmax_error(a, b), 1e-5);
+      linear_backward_ref(dxr.data(), dwr.data(), dr.data(), xr.data(), wr.data(), s.N, s.C, s.OC);
+      EXPECT_LE(nmax_error(dxa, dxr), 1e-5);
+      EXPECT_LE(nmax_error(dwa, dwr), 1e-5);
+    }
   }
   int N = 3, C = 4, OC = 5;
   auto x = randn(N * C, 12), w = randn(OC * C, 13), weights = randn(N * OC, 14);

@@ -116,9 +116,9 @@ void print_greedy_agreement(const BenchDecodeOptions& o, Model& model, int n_tok
   for (auto& t : prompt) t = (int32_t)rng.uniform(model.config().vocab_size);
   SampleOptions greedy;
   greedy.temperature = 0, greedy.max_new_tokens = n_tokens;
-  model.set_inference_precision(Precision::f32);
+  model.set_precision(Precision::f32);
   std::vector<int32_t> f32 = generate(model, prompt, greedy);
-  model.set_inference_precision(Precision::bf16);
+  model.set_precision(Precision::bf16);
   std::vector<int32_t> bf16 = generate(model, prompt, greedy);
   int same = 0;
   while (same < n_tokens && f32[same] == bf16[same]) same++;
@@ -132,7 +132,7 @@ void print_greedy_agreement(const BenchDecodeOptions& o, Model& model, int n_tok
 int run_bench_decode(const BenchDecodeOptions& o) {
   check(o.repetitions >= 1, "bench decode: --reps must be >= 1");
   Model model = o.checkpoint.empty() ? Model(preset(o.model)) : checkpoint_load_model(o.checkpoint);
-  model.set_inference_precision(precision_from_name(o.precision));
+  model.set_precision(precision_from_name(o.precision));
   std::string name = o.checkpoint.empty() ? o.model : o.checkpoint;
   const int max_len = model.config().max_seq_len;
   if (!o.json)
@@ -157,12 +157,12 @@ int run_bench_decode(const BenchDecodeOptions& o) {
       double mean = 0;
       for (double x : rates) mean += x / rates.size();
       // every decode step streams all weights once for the whole batch
-      size_t weight_bytes = model.inference_precision() == Precision::bf16 ? 2 : 4;
+      size_t weight_bytes = model.precision() == Precision::bf16 ? 2 : 4;
       double weight_gbs = mean / batch * model.n_params() * weight_bytes / 1e9;
       print_row(o, name, model, "tg" + std::to_string(tg), batch, rates, weight_gbs);
     }
   }
-  if (model.inference_precision() == Precision::bf16) print_greedy_agreement(o, model, std::min(128, max_len - 16));
+  if (model.precision() == Precision::bf16) print_greedy_agreement(o, model, std::min(128, max_len - 16));
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // tools/bench_train.cpp: `recur bench train`: training throughput of full optimizer steps (forward, backward,
 // clip, AdamW) on the S and M configs or config files, reported as tokens/s (mean ± std over steps), achieved
-// GFLOP/s and the fraction of this machine's sgemm peak, which the bench measures itself first.
+// GFLOP/s and the fraction of this machine's matrix-product peak in that precision (f32: sgemm; bf16: the bf16
+// product of the GEMM seam), which the bench measures itself first.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,7 +23,8 @@ struct BenchTrainOptions {
   int warmup = 2;                                 // untimed steps first
   int batch_size = 0;                             // 0: the config's own (S: 16, M: 8)
   int seq_len = 256;
-  int peak_size = 2048;  // n of the n×n×n sgemm that measures the peak
+  int peak_size = 2048;  // n of the n×n×n product that measures the peak
+  std::string precision = "f32";
   bool json = false;
 };
 
@@ -33,6 +35,9 @@ void add_flags(CLI::App* app, BenchTrainOptions& o) {
   app->add_option("--batch_size", o.batch_size, "batch size (0: S 16, M 8, files 8)")->capture_default_str();
   app->add_option("--seq_len", o.seq_len, "sequence length")->capture_default_str();
   app->add_option("--peak_size", o.peak_size, "n for the n×n×n sgemm peak probe")->capture_default_str();
+  app->add_option("--precision", o.precision, "matrix products: f32, or bf16 operands accumulated in f32")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   app->add_flag("--json", o.json, "one JSON line per config instead of a table");
 }
 
@@ -54,11 +59,16 @@ ModelConfig bench_config(const std::string& name, int& batch_size) {
 }
 
 int run_bench_train(const BenchTrainOptions& o) {
-  double peak = kernels::measure_sgemm_gflops(o.peak_size, 5);
+  Precision precision = precision_from_name(o.precision);
+  bool bf16 = precision == Precision::bf16;
+  double peak =
+      bf16 ? kernels::measure_bf16_gemm_gflops(o.peak_size, 5) : kernels::measure_sgemm_gflops(o.peak_size, 5);
+  const char* peak_name = bf16 ? "bf16 product" : "sgemm";
   if (!o.json) {
-    std::printf("sgemm peak (%d^3, %d threads): %.1f GFLOP/s\n\n", o.peak_size, num_threads(), peak);
-    std::printf("| config | params | batch×seq | tokens/s | step ms | GFLOP/s | %% of sgemm peak |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
+    std::printf("%s peak (%d^3, %d threads): %.1f GFLOP/s\n\n", peak_name, o.peak_size, num_threads(), peak);
+    std::printf("| config | precision | params | batch×seq | tokens/s | step ms | GFLOP/s | %% of %s peak |\n",
+                peak_name);
+    std::printf("|---|---|---|---|---|---|---|---|\n");
   }
   for (const std::string& name : o.configs) {
     int batch_size = o.batch_size;
@@ -66,6 +76,7 @@ int run_bench_train(const BenchTrainOptions& o) {
     mc.max_seq_len = std::max(mc.max_seq_len, o.seq_len);
     Model model(mc);
     model.init_weights(1);
+    model.set_precision(precision);  // train_step refreshes the bf16 copy after each update
     TrainPass pass(model);
     std::vector<double> tps;
     for (double seconds : time_train_steps(model, pass, batch_size, o.seq_len, o.warmup, o.steps))
@@ -76,16 +87,24 @@ int run_bench_train(const BenchTrainOptions& o) {
     double gflops = model.train_flops_per_token(o.seq_len) * mean / 1e9;
     double step_ms = 1000.0 * batch_size * o.seq_len / mean;
     if (o.json) {
-      nlohmann::json row = {{"impl", "recur"},           {"config", name},
-                            {"threads", num_threads()},  {"batch", batch_size},
-                            {"seq", o.seq_len},          {"params", model.n_params()},
-                            {"tokens_per_s", mean},      {"tokens_per_s_std", std::sqrt(var)},
-                            {"step_ms", step_ms},        {"gflops", gflops},
-                            {"sgemm_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
+      nlohmann::json row = {{"impl", "recur"},
+                            {"config", name},
+                            {"precision", o.precision},
+                            {"threads", num_threads()},
+                            {"batch", batch_size},
+                            {"seq", o.seq_len},
+                            {"params", model.n_params()},
+                            {"tokens_per_s", mean},
+                            {"tokens_per_s_std", std::sqrt(var)},
+                            {"step_ms", step_ms},
+                            {"gflops", gflops},
+                            {"peak_gflops", peak},
+                            {"fraction_of_peak", gflops / peak}};
       std::printf("%s\n", row.dump().c_str());
     } else {
-      std::printf("| %s | %zu | %d×%d | %.0f ± %.0f | %.1f | %.1f | %.1f%% |\n", name.c_str(), model.n_params(),
-                  batch_size, o.seq_len, mean, std::sqrt(var), step_ms, gflops, 100.0 * gflops / peak);
+      std::printf("| %s | %s | %zu | %d×%d | %.0f ± %.0f | %.1f | %.1f | %.1f%% |\n", name.c_str(), o.precision.c_str(),
+                  model.n_params(), batch_size, o.seq_len, mean, std::sqrt(var), step_ms, gflops,
+                  100.0 * gflops / peak);
     }
     std::fflush(stdout);
   }

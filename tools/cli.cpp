@@ -89,7 +89,7 @@ void add_precision_flag(CLI::App* app, std::string& precision) {
 
 Model load_for_inference(const std::string& checkpoint, const std::string& precision) {
   Model model = checkpoint_load_model(checkpoint);
-  model.set_inference_precision(precision_from_name(precision));
+  model.set_precision(precision_from_name(precision));
   return model;
 }
 

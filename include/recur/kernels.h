@@ -24,9 +24,12 @@ void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const 
                           const float* rstd, int N, int C);
 
 // ---- linear (no bias), the one GEMM seam: every matrix product of the model goes through linear_forward /
-// linear_backward, so another backend (bf16 training, a GPU) plugs in here.
-// A weight matrix as the kernels read it: f32, or bf16 for inference (the upper 16 bits of an f32, rounded to
-// nearest even; products accumulate in f32). Every f32 pointer converts to a view.
+// linear_backward, so another backend (native bf16, a GPU) plugs in here.
+// A weight matrix as the kernels read it: f32, or bf16 (the upper 16 bits of an f32, rounded to nearest even).
+// A product with a bf16 matrix is a bf16 product: its other operand (the activations; in backward also the output
+// gradient) is rounded to bf16 as well and the products accumulate in f32, so the result is exactly that of bf16
+// inputs with f32 accumulation (a product of two bf16 values is exact in f32). This is Precision::bf16
+// (recur/model.h, docs/precision.md), for training and decoding alike. Every f32 pointer converts to a view.
 struct WeightView {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
@@ -43,18 +46,28 @@ inline float bf16_to_f32(uint16_t b) {
   __builtin_memcpy(&f, &bits, 4);
   return f;
 }
-// Round to nearest even (NaN stays NaN); out (n) may not alias in.
+// x rounded to the nearest bf16, ties to even (NaN stays a quiet NaN), as its upper 16 bits.
+inline uint16_t bf16_bits(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+  return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+inline float bf16_round(float x) { return bf16_to_f32(bf16_bits(x)); }
+// out (n) = in rounded to bf16: as bf16 bits, or as f32 values (the f32 form may alias in).
 void bf16_from_f32(uint16_t* out, const float* in, size_t n);
+void bf16_round(float* out, const float* in, size_t n);
 
 // inp (N,C), weight (OC,C) -> out (N,OC) = inp · weightᵀ (out is overwritten). Up to kSmallN rows run the
-// small-N kernel (weights streamed once for all rows), more run sgemm (bf16 weights widened panel by panel).
+// small-N kernel (weights streamed once for all rows), more run sgemm (a bf16 weight widened to f32 first).
 constexpr int kSmallN = 8;
 void linear_forward(float* out, const float* inp, WeightView weight, int N, int C, int OC);
-// dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it. f32 only.
-void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
-                     int C, int OC);
+// dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it. With a bf16 weight,
+// dout and inp are rounded to bf16 and the weight widened (a bf16 product, as forward); dweight stays f32.
+void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, WeightView weight, int N, int C,
+                     int OC);
 void linear_forward_ref(float* out, const float* inp, WeightView weight, int N, int C, int OC);
-void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, WeightView weight, int N,
                          int C, int OC);
 // The small-N kernel alone, any N (tests, benchmarks): AVX2/FMA when the CPU has them unless `portable`.
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC,
@@ -132,8 +145,10 @@ void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float 
 void adamw_update_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                       float eps, float weight_decay, int64_t step);
 
-// Matrix-multiply peak probe: runs a large square sgemm through the same BLAS and returns GFLOP/s.
+// Matrix-multiply peak probes: a large square sgemm through the same BLAS, and the same product in bf16 through
+// linear_forward (operand rounding and weight widening included); GFLOP/s.
 double measure_sgemm_gflops(int n, int repeats);
+double measure_bf16_gemm_gflops(int n, int repeats);
 
 }  // namespace recur::kernels
 

@@ -53,10 +53,13 @@ struct MorStack {
   size_t coda_site(size_t i) const { return prelude.size() + (size_t)n_recursions * block_size + i; }
 };
 
-// The precision of the weights that inference's matrix products read (recur sample/serve/server/bench decode
-// --precision): f32, or bf16 (a copy rounded to nearest even, half the bytes each decode step streams).
+// The precision of the model's matrix products (recur train/experiment/bench --precision for training,
+// sample/serve/server/bench decode for inference; docs/precision.md): f32, or bf16 — both operands of every
+// matrix product rounded to bf16 (the weights from a rounded copy, half the bytes each decode step streams),
+// products accumulated in f32. Norms, attention, SwiGLU, routers, the loss and the optimizer stay f32.
 enum class Precision { f32, bf16 };
 Precision precision_from_name(const std::string& name);  // "f32" or "bf16"; anything else throws recur::Error
+const char* precision_name(Precision precision);
 
 // How a new Model's weights start: init_weights(0), or zeros for a model whose weights are loaded next (the
 // random draws of 85M weights take seconds, all overwritten).
@@ -73,16 +76,17 @@ class Model {
   const WeightOffsets& offsets() const { return offsets_; }
   const LayerOffsets& layer(int unique_index) const { return offsets_.layers[unique_index]; }
   const float* weights(size_t offset) const { return params.data() + offset; }
-  // The matrix at `offset` as the GEMM seam (recur/kernels.h) reads it: the bf16 copy when the inference
-  // precision is bf16, else the f32 parameters. Every forward matrix product of layer.cpp asks for this view.
+  // The matrix at `offset` as the GEMM seam (recur/kernels.h) reads it: the bf16 copy when the precision is bf16,
+  // else the f32 parameters. Every matrix product of layer.cpp and the head, forward and backward, asks for this
+  // view; routers read weights() (their scores stay f32).
   kernels::WeightView matrix(size_t offset) const {
     return bf16_.empty() ? kernels::WeightView(params.data() + offset)
                          : kernels::WeightView::of_bf16(bf16_.data() + offset);
   }
-  // bf16 rounds a copy of `params` that matrix() returns from then on (for inference: call it again after the
-  // parameters change; training never sets it, so its products stay f32); f32 drops the copy.
-  void set_inference_precision(Precision precision);
-  Precision inference_precision() const { return bf16_.empty() ? Precision::f32 : Precision::bf16; }
+  // bf16 rounds a copy of `params` that matrix() returns from then on: call it again after the parameters change
+  // (training does after every optimizer step). f32 drops the copy.
+  void set_precision(Precision precision);
+  Precision precision() const { return bf16_.empty() ? Precision::f32 : Precision::bf16; }
   // Unique layer index of each layer application, in order.
   const std::vector<int>& schedule() const { return schedule_; }
   const MorStack& mor_stack() const { return mor_stack_; }

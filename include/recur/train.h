@@ -46,6 +46,9 @@ struct TrainConfig {
   // A step whose gradients or update are non-finite is skipped (weights and moments kept) instead of stopping the
   // run; the count is logged.
   bool skip_nonfinite_steps = false;
+  // The matrix products' precision (Model::set_precision, docs/precision.md): bf16 rounds both operands of every
+  // product to bf16 and accumulates in f32; weights, gradients and AdamW moments stay f32.
+  Precision precision = Precision::f32;
   // Several ranks (docs/distributed.md): reduce_shards > 0 splits each micro-batch into that many shards whose
   // gradients are summed in a fixed order, bit-identical on any rank count dividing it (0: one shard per rank and
   // an MPI all-reduce); parameters are compared across ranks every param_check_every steps (0: never); a

@@ -1,14 +1,16 @@
 // The small-N linear kernel: out (N,OC) = inp (N,C) · W (OC,C)ᵀ for a few input rows (decoding), where sgemm
 // would pack the whole weight matrix on every call for a handful of rows. Each block of kRows weight rows is
 // read from memory once and reused from L1 for every input row; f32 or bf16 weights (a bf16 is the upper half
-// of an f32, widened by a shift in registers), f32 accumulation. AVX2/FMA when the CPU has them (checked at run
-// time; the functions carry their own target attribute), plain loops otherwise.
+// of an f32, widened by a shift in registers; the input rows are then rounded to bf16 too), f32 accumulation.
+// AVX2/FMA when the CPU has them (checked at run time; the functions carry their own target attribute), plain
+// loops otherwise.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <bit>
 #include <type_traits>
 
+#include "bf16_operand.h"
 #include "recur/kernels.h"
 
 namespace recur::kernels {
@@ -146,7 +148,7 @@ bool cpu_has_avx2_fma() {
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC, bool portable) {
   bool avx2 = !portable && cpu_has_avx2_fma();
   if (weight.bf16)
-    small_n(out, inp, weight.bf16, N, C, OC, avx2);
+    small_n(out, bf16_operand(inp, (size_t)N * C, true, 0), weight.bf16, N, C, OC, avx2);
   else
     small_n(out, inp, weight.f32, N, C, OC, avx2);
 }

@@ -112,11 +112,11 @@ static void mlp_backward(const Model& m, float* G, LayerGradScratch& s, const La
   ensure(s.dgate_up, (size_t)N * 2 * F);
   ensure(s.dxn, (size_t)N * d);
   zero(s.dhidden, (size_t)N * F);
-  linear_backward(s.dhidden.data(), G + w.w_down, dx, a.hidden.data(), m.weights(w.w_down), N, F, d);
+  linear_backward(s.dhidden.data(), G + w.w_down, dx, a.hidden.data(), m.matrix(w.w_down), N, F, d);
   zero(s.dgate_up, (size_t)N * 2 * F);
   swiglu_backward(s.dgate_up.data(), s.dhidden.data(), a.gate_up.data(), N, F);
   zero(s.dxn, (size_t)N * d);
-  linear_backward(s.dxn.data(), G + w.w_gate_up, s.dgate_up.data(), a.xn2.data(), m.weights(w.w_gate_up), N, d, 2 * F);
+  linear_backward(s.dxn.data(), G + w.w_gate_up, s.dgate_up.data(), a.xn2.data(), m.matrix(w.w_gate_up), N, d, 2 * F);
   rmsnorm_backward(dx, G + w.ffn_norm, s.dxn.data(), a.mid.data(), m.weights(w.ffn_norm), a.rstd2.data(), N, d);
 }
 
@@ -130,7 +130,7 @@ void layer_backward(const Model& m, float* G, LayerGradScratch& s, int u, const 
   ensure(s.datt, (size_t)N * att_dim);
   ensure(s.dqkv, (size_t)N * qkv_dim);
   zero(s.datt, (size_t)N * att_dim);
-  linear_backward(s.datt.data(), G + w.wo, dx, a.att.data(), m.weights(w.wo), N, att_dim, d);
+  linear_backward(s.datt.data(), G + w.wo, dx, a.att.data(), m.matrix(w.wo), N, att_dim, d);
   int q_stride = shared ? att_dim : qkv_dim, kv_dim = c.n_kv_heads * c.head_dim();
   zero(s.dqkv, (size_t)N * q_stride);
   if (extra_dqkv) residual_forward(s.dqkv.data(), s.dqkv.data(), extra_dqkv, (size_t)N * qkv_dim);
@@ -150,7 +150,7 @@ void layer_backward(const Model& m, float* G, LayerGradScratch& s, int u, const 
   }
   rope_backward(dq, layout.pos.data(), N, q_stride, c.n_heads, m.rope());
   zero(s.dxn, (size_t)N * d);
-  linear_backward(s.dxn.data(), G + w.wqkv, s.dqkv.data(), a.xn1.data(), m.weights(w.wqkv), N, d, q_stride);
+  linear_backward(s.dxn.data(), G + w.wqkv, s.dqkv.data(), a.xn1.data(), m.matrix(w.wqkv), N, d, q_stride);
   rmsnorm_backward(dx, G + w.attn_norm, s.dxn.data(), x_in, m.weights(w.attn_norm), a.rstd1.data(), N, d);
 }
 
@@ -179,7 +179,7 @@ void inject_backward(const Model& m, float* G, const float* concat, float* dx, f
   ensure(dconcat, (size_t)N * 2 * d);
   zero(dconcat, (size_t)N * 2 * d);
   size_t adapter = m.offsets().adapter;
-  linear_backward(dconcat.data(), G + adapter, dx, concat, m.weights(adapter), N, 2 * d, d);
+  linear_backward(dconcat.data(), G + adapter, dx, concat, m.matrix(adapter), N, 2 * d, d);
   for (int n = 0; n < N; n++)
     for (int i = 0; i < d; i++) {
       dx[(size_t)n * d + i] = dconcat[(size_t)n * 2 * d + i];

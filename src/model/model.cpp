@@ -136,13 +136,17 @@ Precision precision_from_name(const std::string& name) {
   return name == "bf16" ? Precision::bf16 : Precision::f32;
 }
 
-void Model::set_inference_precision(Precision precision) {
+const char* precision_name(Precision precision) { return precision == Precision::bf16 ? "bf16" : "f32"; }
+
+void Model::set_precision(Precision precision) {
   if (precision == Precision::f32) {
     bf16_ = {};
     return;
   }
-  check_fits_memory(2.0 * (double)params.size(), "model: the bf16 copy of the weights", "use --precision f32");
-  bf16_.resize(params.size());
+  if (bf16_.size() != params.size()) {
+    check_fits_memory(2.0 * (double)params.size(), "model: the bf16 copy of the weights", "use --precision f32");
+    bf16_.resize(params.size());
+  }
   kernels::bf16_from_f32(bf16_.data(), params.data(), params.size());
 }
 

@@ -99,7 +99,7 @@ void TrainPass::backward() {
   ensure(dxn_, (size_t)N * d);
   zero(dx_, (size_t)N * d);
   zero(dxn_, (size_t)N * d);
-  linear_backward(dxn_.data(), G + o.lm_head, dlogits_.data(), final_norm_.data(), model_.weights(o.lm_head), N, d, V);
+  linear_backward(dxn_.data(), G + o.lm_head, dlogits_.data(), final_norm_.data(), model_.matrix(o.lm_head), N, d, V);
   rmsnorm_backward(dx_.data(), G + o.final_norm, dxn_.data(), stack_output(), model_.weights(o.final_norm),
                    final_rstd_.data(), N, d);
   if (c.mor()) {

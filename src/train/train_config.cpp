@@ -103,6 +103,9 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
                  "MoR expert choice: step of the causal rule's bias towards training's capacities (0: off)"),
       omitted_when_default(config_key("skip_nonfinite_steps", &C::skip_nonfinite_steps,
                                       "skip a step whose gradients or update are NaN/Inf instead of stopping")),
+      omitted_when_default(config_enum_key("precision", &C::precision, {"f32", "bf16"},
+                                           "matrix products: f32, or bf16 operands accumulated in f32 (weights, "
+                                           "gradients and optimizer state stay f32)")),
       config_key("reduce_shards", &C::reduce_shards,
                  "ranks: gradient shards per micro-batch summed in fixed order, bit-identical for any rank count "
                  "dividing it (0: one per rank, all-reduce)"),

@@ -152,6 +152,7 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   m.grad_norm = clip_grad_norm(pass.grads, c.grad_clip);
   m.lr = lr_at(c, opt.step);
   m.skipped = !guarded_update(model, pass.grads, opt, c, m.lr, m.grad_norm);
+  if (model.precision() == Precision::bf16) model.set_precision(Precision::bf16);  // the copy follows the update
   if (mor && !m.skipped) {
     if (c.mor_bias_rate > 0) token_update_bias(model, totals.depth_load, c.mor_bias_rate);
     if (c.mor_causal_rate > 0) expert_update_bias(model, totals.causal_sums, c.mor_causal_rate);
@@ -183,9 +184,10 @@ static void resume_run(Model& model, AdamW& opt, const TrainConfig& c, const Tra
   TrainExtras extras;
   checkpoint_load_training(opts.resume_from, model, opt, saved, &extras);
   check(saved.batch_size == c.batch_size && saved.seq_len == c.seq_len && saved.seed == c.seed &&
-            saved.grad_accum == c.grad_accum,
-        "resume: batch_size/seq_len/seed/grad_accum differ from the checkpoint's (", saved.batch_size, "/",
-        saved.seq_len, "/", saved.seed, "/", saved.grad_accum, "); pass the same values to continue the run");
+            saved.grad_accum == c.grad_accum && saved.precision == c.precision,
+        "resume: batch_size/seq_len/seed/grad_accum/precision differ from the checkpoint's (", saved.batch_size, "/",
+        saved.seq_len, "/", saved.seed, "/", saved.grad_accum, "/", precision_name(saved.precision),
+        "); pass the same values to continue the run");
   check(extras.tokenizer_model == opts.tokenizer_model,
         "resume: the checkpoint was trained with another tokenizer than this run's data (",
         extras.tokenizer_model.empty() ? "byte-level" : "its tokenizer.model", "); resume on the same data");
@@ -221,6 +223,7 @@ StepMetrics train_run(Model& model, const TrainConfig& config, const BatchSource
   bool writer = dist_rank() == 0;  // of several ranks only rank 0 prints and writes (docs/distributed.md)
   bool quiet = opts.quiet || !writer;
   if (!opts.resume_from.empty()) resume_run(model, opt, c, opts, quiet);
+  model.set_precision(c.precision);
   std::ofstream metrics;
   if (writer) {
     std::filesystem::create_directories(opts.out_dir);

@@ -1,6 +1,7 @@
 // PyTorch parity: the reference model (reference/model.py) wrote, for each case, a config, initial weights,
 // a batch with its logits, loss and every gradient, and a 10-step AdamW run (losses, grad norms, lrs, final
-// weights). recur must reproduce all of them within fp32 tolerances; each mismatch names the worst element.
+// weights), and the batch's results in bf16. recur must reproduce all of them within fp32 tolerances (bf16: the
+// tolerances stated at Bf16LogitsLossAndGradients); each mismatch names the worst element.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -87,6 +88,83 @@ TEST_P(Parity, LogitsLossAndGradients) {
   for (const ParamInfo& p : model.param_table())
     expect_close(pass.grads.data() + p.offset, ex.get("grad." + p.name, p.shape).f32(), p.numel, 1e-4,
                  "grad." + p.name);
+}
+
+// Max |a-b| relative to max |b|, the measure of expect_close.
+double relative_distance(const float* a, const float* b, size_t n) {
+  double worst = 0, scale = 1e-12;
+  for (size_t i = 0; i < n; i++) {
+    scale = std::max(scale, (double)std::fabs(b[i]));
+    worst = std::max(worst, std::fabs((double)a[i] - b[i]));
+  }
+  return worst / scale;
+}
+
+// |a-b| / |b| in the Frobenius norm.
+double frobenius_distance(const float* a, const float* b, size_t n) {
+  double d = 0, r = 1e-300;
+  for (size_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
+  return std::sqrt(d / r);
+}
+
+// recur bf16 (docs/precision.md) against the same batch in PyTorch, two ways:
+// - "bf16.": the reference with recur's rule (both operands of each product rounded to bf16, f32 accumulation).
+//   The same arithmetic up to f32 summation order, but that order can flip the rounding of an operand lying at a
+//   bf16 rounding boundary, and the flipped value (2^-8 away) perturbs everything after it enough to flip more:
+//   single roundings are chaotic. So the bound is a fraction of bf16's own effect, in relative Frobenius norm:
+//   logits 2e-3 and loss 2e-5 relative (measured at most 5.2e-4 and 4.1e-6), gradients 1e-2 (measured at most 3.9e-3;
+//   a few dozen tokens per weight gradient, so each flip moves it by a visible part). The exact rule is tested
+//   per product, forward and backward, by Kernels.Linear.
+// - "autocast.": the f32 reference under torch.autocast bf16, which also rounds every product's output (and so
+//   runs SwiGLU and the logits in bf16). recur rounds a subset of autocast's rounding points, so its distance from
+//   f32 is at most autocast's e, and by the triangle inequality its distance from autocast at most 2e, where e is
+//   autocast's own distance from the f32 fixture, per tensor (max-norm relative to the largest element). The loss,
+//   one number whose errors may cancel by chance, is held to twice the largest logit change instead.
+// Routing: every step activates the tokens both PyTorch forms activate (make_parity.py checks they agree).
+TEST_P(Parity, Bf16LogitsLossAndGradients) {
+  Case k(GetParam());
+  Model& model = k.model;
+  TrainPass& pass = k.pass;
+  const SafeTensors& ex = k.ex;
+  model.set_precision(Precision::bf16);
+  const TensorData& tokens = ex.get("tokens");
+  int B = (int)tokens.shape[0], T = (int)tokens.shape[1];
+  size_t n_logits = (size_t)B * T * model.config().vocab_size;
+  float loss = pass.forward(tokens.i32(), ex.get("targets").i32(), B, T);
+  pass.zero_grad();
+  pass.backward();
+  double worst_rule = 0, worst_autocast = 0;  // largest distance to the bf16 rule; to autocast in units of e
+  auto compare = [&](const std::string& what, const float* got, size_t n, const std::vector<int64_t>& shape,
+                     double tolerance) {
+    const float* f32 = ex.get(what, shape).f32();
+    const float* rule = ex.get("bf16." + what, shape).f32();
+    const float* autocast = ex.get("autocast." + what, shape).f32();
+    double to_rule = frobenius_distance(got, rule, n), e = relative_distance(autocast, f32, n);
+    EXPECT_LE(to_rule, tolerance) << "bf16." << what << ": relative Frobenius distance to the bf16 rule";
+    expect_close(got, autocast, n, 2 * e, "autocast." + what);
+    EXPECT_GT(relative_distance(got, f32, n), 0) << what << ": recur bf16 computed in f32";
+    worst_rule = std::max(worst_rule, to_rule);
+    worst_autocast = std::max(worst_autocast, relative_distance(got, autocast, n) / std::max(e, 1e-30));
+  };
+  compare("logits", pass.logits(), n_logits, {B, T, model.config().vocab_size}, 2e-3);
+  // the loss, a mean of log-softmaxes, moves by at most twice the largest logit change
+  const float* autocast_logits = ex.get("autocast.logits").f32();
+  double logit_change = 0;
+  for (size_t i = 0; i < n_logits; i++)
+    logit_change = std::max(logit_change, std::fabs((double)pass.logits()[i] - autocast_logits[i]));
+  EXPECT_NEAR(loss, ex.get("autocast.loss").f32()[0], 2 * logit_change) << "autocast.loss";
+  EXPECT_LE(std::fabs(loss - ex.get("bf16.loss").f32()[0]), 2e-5 * std::fabs(loss)) << "bf16.loss";
+  for (const ParamInfo& p : model.param_table())
+    compare("grad." + p.name, pass.grads.data() + p.offset, p.numel, p.shape, 1e-2);
+  std::printf("%s bf16: at most %.1e from the bf16 rule, %.2f e from autocast\n", GetParam().c_str(), worst_rule,
+              worst_autocast);
+  if (!ex.has("bf16.mor_depth")) return;
+  const TensorData& depth = ex.get("bf16.mor_depth");
+  for (int r = 0; r < model.config().n_recursions; r++) {
+    int active = 0;
+    for (size_t i = 0; i < (size_t)B * T; i++) active += depth.i32()[i] >= r;
+    EXPECT_NEAR(pass.mor_stats().active_fraction[r], (double)active / (B * T), 1e-9) << "tokens active at step " << r;
+  }
 }
 
 TEST_P(Parity, TenAdamWSteps) {
