@@ -16,7 +16,7 @@ struct BenchMorOptions {
   int d_model = 512, n_heads = 8, d_ff = 1376, n_layers = 6, n_recursions = 3;
   std::string sharing = "cycle";
   int batch_size = 8, seq_len = 256, steps = 6, warmup = 2;
-  std::string routing = "expert";
+  std::string routing = "expert", precision = "f32";
   bool json = false;
 };
 
@@ -32,6 +32,7 @@ void add_flags(CLI::App* app, BenchMorOptions& o) {
   app->add_option("--seq_len", o.seq_len, "sequence length")->capture_default_str();
   app->add_option("--steps", o.steps, "timed steps")->capture_default_str();
   app->add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
+  add_precision_flag(app, o.precision);
   app->add_flag("--json", o.json, "JSON lines instead of a table");
 }
 
@@ -61,6 +62,7 @@ int run_bench_mor(const BenchMorOptions& o) {
   for (Variant& v : variants) {
     Model model(v.config);
     model.init_weights(1);
+    model.set_precision(precision_from_name(o.precision));
     TrainPass pass(model);
     std::vector<double> times = time_train_steps(model, pass, o.batch_size, o.seq_len, o.warmup, o.steps);
     std::sort(times.begin(), times.end());
@@ -72,6 +74,7 @@ int run_bench_mor(const BenchMorOptions& o) {
     for (double a : st.active_fraction) active += (active.empty() ? "" : "/") + std::to_string(a).substr(0, 4);
     if (o.json) {
       nlohmann::json row = {{"variant", v.name},
+                            {"precision", o.precision},
                             {"step_s", seconds.back()},
                             {"train_flops", flops.back()},
                             {"activation_bytes", memory.back()},

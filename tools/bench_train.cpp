@@ -35,9 +35,7 @@ void add_flags(CLI::App* app, BenchTrainOptions& o) {
   app->add_option("--batch_size", o.batch_size, "batch size (0: S 16, M 8, files 8)")->capture_default_str();
   app->add_option("--seq_len", o.seq_len, "sequence length")->capture_default_str();
   app->add_option("--peak_size", o.peak_size, "n for the n×n×n sgemm peak probe")->capture_default_str();
-  app->add_option("--precision", o.precision, "matrix products: f32, or bf16 operands accumulated in f32")
-      ->check(CLI::IsMember({"f32", "bf16"}))
-      ->capture_default_str();
+  add_precision_flag(app, o.precision);
   app->add_flag("--json", o.json, "one JSON line per config instead of a table");
 }
 
@@ -61,6 +59,7 @@ ModelConfig bench_config(const std::string& name, int& batch_size) {
 int run_bench_train(const BenchTrainOptions& o) {
   Precision precision = precision_from_name(o.precision);
   bool bf16 = precision == Precision::bf16;
+  note_precision(precision);
   double peak =
       bf16 ? kernels::measure_bf16_gemm_gflops(o.peak_size, 5) : kernels::measure_sgemm_gflops(o.peak_size, 5);
   const char* peak_name = bf16 ? "bf16 product" : "sgemm";

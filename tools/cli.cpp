@@ -82,9 +82,18 @@ void add_sampling_flags(CLI::App* app, SampleOptions& options) {
 }
 
 void add_precision_flag(CLI::App* app, std::string& precision) {
-  app->add_option("--precision", precision, "weights of the matrix products: f32, or bf16 (a rounded copy, f32 sums)")
+  app->add_option("--precision", precision,
+                  "matrix products: f32, or bf16 (weights and activations rounded to bf16, f32 sums)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
+}
+
+void note_precision(Precision precision) {
+  if (precision != Precision::bf16) return;
+  std::fprintf(stderr,
+               "recur: bf16 products: operands rounded to bf16 and summed in f32 by the f32 sgemm (the exact bf16 "
+               "result at about f32 speed; this CPU %s AVX512-BF16, and recur has no native bf16 kernel yet)\n",
+               kernels::cpu_has_avx512_bf16() ? "has" : "has no");
 }
 
 Model load_for_inference(const std::string& checkpoint, const std::string& precision) {

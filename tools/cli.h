@@ -37,8 +37,10 @@ struct ModelFlags {
 void add_train_flags(CLI::App* app, TrainConfig& config);
 // --temperature, --top_k, --top_p, --seed (recur sample and recur serve).
 void add_sampling_flags(CLI::App* app, SampleOptions& options);
-// --precision f32|bf16: the weights that inference's matrix products read (sample, serve, server, bench decode).
+// --precision f32|bf16: the model's matrix products (Model::set_precision) in sample, serve, server and the benches.
 void add_precision_flag(CLI::App* app, std::string& precision);
+// For bf16, says on stderr how this build computes it on this CPU (docs/precision.md).
+void note_precision(Precision precision);
 // A checkpoint's model loaded for inference, at that precision.
 Model load_for_inference(const std::string& checkpoint, const std::string& precision);
 // --task, --task_options (JSON text, see parse_task_options) and --task_seed: the flags that pick a task's data.

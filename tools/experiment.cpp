@@ -77,6 +77,7 @@ int run_experiment_command(const ExperimentCommandOptions& o) {
   std::string item;
   while (std::getline(list, item, ','))
     if (!item.empty()) e.models.push_back(LoopSpec::parse(item));
+  note_precision(e.train.precision);
   ExperimentReport report = run_experiment(e);
   if (dist_rank() != 0) return 0;  // rank 0 writes the report (docs/distributed.md)
   std::string table = write_experiment_report(e, report);

@@ -109,6 +109,7 @@ int run_train(const TrainCommandOptions& o) {
       o.resume.empty() ? "new model" : "resuming", model.n_params(), config.n_layers, config.n_unique_layers(),
       model.forward_flops_per_token(train_config.seq_len) / 1e6, num_threads(), o.data.c_str(),
       data.describe().c_str());
+  note_precision(train_config.precision);
   TrainOptions options;
   options.out_dir = o.out_dir;
   options.resume_from = o.resume;

@@ -73,6 +73,8 @@ void linear_backward_ref(float* dinp, float* dweight, const float* dout, const f
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC,
                             bool portable = false);
 bool cpu_has_avx2_fma();
+// Whether the CPU has AVX512-BF16 (vdpbf16ps). No kernel uses it yet: bf16 products widen to f32 for sgemm.
+bool cpu_has_avx512_bf16();
 
 // ---- RoPE (rotate-half), in place on n_heads heads of head_dim per row; row r starts at x + r*stride.
 // Table of cos/sin for positions [0, max_pos): cos_sin[(p*half + i)*2 + {0,1}], half = head_dim/2.

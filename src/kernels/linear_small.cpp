@@ -145,6 +145,11 @@ bool cpu_has_avx2_fma() {
   return yes;
 }
 
+bool cpu_has_avx512_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC, bool portable) {
   bool avx2 = !portable && cpu_has_avx2_fma();
   if (weight.bf16)
