@@ -73,12 +73,9 @@ int run_bench_mor(const BenchMorOptions& o) {
     std::string active;
     for (double a : st.active_fraction) active += (active.empty() ? "" : "/") + std::to_string(a).substr(0, 4);
     if (o.json) {
-      nlohmann::json row = {{"variant", v.name},
-                            {"precision", o.precision},
-                            {"step_s", seconds.back()},
-                            {"train_flops", flops.back()},
-                            {"activation_bytes", memory.back()},
-                            {"active_fraction", st.active_fraction}};
+      nlohmann::json row = {
+          {"variant", v.name},           {"precision", o.precision},          {"step_s", seconds.back()},
+          {"train_flops", flops.back()}, {"activation_bytes", memory.back()}, {"active_fraction", st.active_fraction}};
       std::printf("%s\n", row.dump().c_str());
     } else {
       std::printf("| %s | %s | %.1f | %.0f | %.1f | %.1f |\n", v.name.c_str(), active.c_str(), 1000 * seconds.back(),
