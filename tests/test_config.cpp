@@ -20,18 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-// The message of the recur::Error that fn throws ("" and a test failure when it throws none).
-template <class F>
-std::string error_message(F fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a recur::Error";
-  return "";
-}
-
 // Valid model configs that together set every key to a value other than its default: MoR with expert and with
 // token choice (so the mor_* keys are written), middle looping with input injection, and the looping regularizer.
 std::vector<ModelConfig> non_default_model_configs() {
@@ -151,14 +139,14 @@ TEST(ConfigTable, EveryModelKeySurvivesTheJsonRoundTrip) {
 }
 
 TEST(ConfigTable, UnknownKeyErrorListsEveryKey) {
-  std::string message = error_message([] { model_config_from_json(R"({"d_model": 64, "widht": 3})"); });
+  std::string message = error_of([] { model_config_from_json(R"({"d_model": 64, "widht": 3})"); });
   EXPECT_NE(message.find("unknown key \"widht\""), std::string::npos) << message;
   for (const auto& key : model_config_keys()) EXPECT_NE(message.find(key.name), std::string::npos) << key.name;
 }
 
 TEST(ConfigTable, WrongTypesNameTheKey) {
   auto expect = [](const std::string& text, const std::string& fragment) {
-    std::string message = error_message([&] { model_config_from_json(text); });
+    std::string message = error_of([&] { model_config_from_json(text); });
     EXPECT_NE(message.find(fragment), std::string::npos) << message;
   };
   expect(R"({"n_layers": 2.5})", "\"n_layers\" must be an integer");
@@ -169,7 +157,7 @@ TEST(ConfigTable, WrongTypesNameTheKey) {
   expect(R"({"mor_capacity": 0.5})", "\"mor_capacity\" must be a list of numbers");
   json train = json::parse(train_config_to_json(TrainConfig{}));
   train["seed"] = -1;
-  std::string message = error_message([&] { train_config_from_json(train.dump()); });
+  std::string message = error_of([&] { train_config_from_json(train.dump()); });
   EXPECT_NE(message.find("\"seed\" must be a non-negative integer"), std::string::npos) << message;
 }
 
@@ -233,13 +221,13 @@ TEST(ConfigTable, OlderTrainStatesStillRead) {
   EXPECT_EQ(old.mor_bias_rate, 0.0f);
   EXPECT_EQ(old.mor_causal_rate, TrainConfig().mor_causal_rate);
   state.erase("batch_size");
-  std::string message = error_message([&] { train_config_from_json(state.dump()); });
+  std::string message = error_of([&] { train_config_from_json(state.dump()); });
   EXPECT_NE(message.find("missing setting \"batch_size\""), std::string::npos) << message;
 }
 
 TEST(ConfigTable, KeysOutsideTheirScopeAreRefused) {
   auto expect = [](const std::string& text, const std::string& key, const std::string& scope) {
-    std::string message = error_message([&] { model_config_from_json(text); });
+    std::string message = error_of([&] { model_config_from_json(text); });
     EXPECT_NE(message.find("config: " + key + " = "), std::string::npos) << message;
     EXPECT_NE(message.find("does nothing here: it acts only in " + scope), std::string::npos) << message;
   };
@@ -261,7 +249,7 @@ TEST(ConfigTable, KeysOutsideTheirScopeAreRefused) {
   expect(R"({"loop_reg_lambda": 1})", "loop_reg_lambda", "the looping regularizer");
   expect(R"({"n_layers": 4, "loop_reg_k": 2})", "loop_reg_k", "the looping regularizer with a weight");
   // the error names the value and the default to go back to
-  std::string message = error_message([&] { model_config_from_json(token + R"("mor_alpha": 0.5})"); });
+  std::string message = error_of([&] { model_config_from_json(token + R"("mor_alpha": 0.5})"); });
   EXPECT_NE(message.find("mor_alpha = 0.5"), std::string::npos) << message;
   EXPECT_NE(message.find("set it to its default 0.1"), std::string::npos) << message;
 }
@@ -272,7 +260,7 @@ TEST(ConfigTable, TrainingKeysOutsideTheirScopeAreRefused) {
   ModelConfig looped = model_config_from_json(R"({"n_layers": 4, "loop_block": 2, "loop_count": 2})");
   ModelConfig plain;
   auto expect = [](const TrainConfig& t, const ModelConfig& m, const std::string& key, const std::string& scope) {
-    std::string message = error_message([&] { t.check_acts_on(m); });
+    std::string message = error_of([&] { t.check_acts_on(m); });
     EXPECT_NE(message.find("train: " + key + " = "), std::string::npos) << message;
     EXPECT_NE(message.find("does nothing here: it acts only in " + scope), std::string::npos) << message;
   };

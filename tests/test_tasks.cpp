@@ -11,6 +11,7 @@
 
 #include "recur/error.h"
 #include "recur/tasks.h"
+#include "test_util.h"
 
 using namespace recur::tasks;
 using nlohmann::json;
@@ -56,17 +57,6 @@ std::vector<int32_t> prompt_of(const Example& e) {
 
 std::vector<int32_t> answer_of(const Example& e) {
   return std::vector<int32_t>(e.tokens.begin() + e.answer_begin, e.tokens.end());
-}
-
-// Message of the recur::Error thrown by f, or "" if it throws nothing.
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const recur::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -521,17 +511,17 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"group", {{"n_test", {0}}}, "n_test"},
   };
   for (const Case& c : cases) {
-    std::string message = error_message([&] { make_task(c.task, c.options, 1); });
+    std::string message = error_of([&] { make_task(c.task, c.options, 1); });
     EXPECT_NE(message.find(c.must_mention), std::string::npos)
         << c.task << " " << c.options.dump() << " gave: \"" << message << "\"";
   }
-  std::string unknown = error_message([] { make_task("additon", nullptr, 1); });
+  std::string unknown = error_of([] { make_task("additon", nullptr, 1); });
   EXPECT_NE(unknown.find("known tasks: addition, phop, igsm, primitives, group"), std::string::npos) << unknown;
 }
 
 TEST(Tasks, BadCallsThrow) {
   auto addition = make_task("addition", nullptr, 1);
-  std::string message = error_message([&] { addition->generate(Split::train, 0, 3); });
+  std::string message = error_of([&] { addition->generate(Split::train, 0, 3); });
   EXPECT_NE(message.find("difficulty 3 is not configured"), std::string::npos) << message;
   // Malformed prompts: the solvers refuse instead of guessing.
   for (const std::string& name : task_names()) {
@@ -548,7 +538,7 @@ TEST(Tasks, BadCallsThrow) {
     for (int32_t g = 0; g < p; g++) any_test = any_test || prompt_in_test_split({g, p}, 50);
     if (any_test) continue;
     auto tiny = make_task("group", {{"n_train", {1}}, {"n_test", {1}}, {"p", p}}, 1);
-    message = error_message([&] { tiny->generate(Split::test, 0, 1); });
+    message = error_of([&] { tiny->generate(Split::test, 0, 1); });
     EXPECT_NE(message.find("too few distinct prompts"), std::string::npos) << message;
     break;
   }
