@@ -3,8 +3,6 @@
 // other operands are rounded to bf16 first and the weight widens to f32 for sgemm, accumulating in f32.
 #include <cblas.h>
 
-#include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "bf16_operand.h"

@@ -152,7 +152,7 @@ StepMetrics train_step(Model& model, TrainPass& pass, AdamW& opt, const TrainCon
   m.grad_norm = clip_grad_norm(pass.grads, c.grad_clip);
   m.lr = lr_at(c, opt.step);
   m.skipped = !guarded_update(model, pass.grads, opt, c, m.lr, m.grad_norm);
-  if (model.precision() == Precision::bf16) model.set_precision(Precision::bf16);  // the copy follows the update
+  if (!m.skipped && model.precision() == Precision::bf16) model.set_precision(Precision::bf16);  // follow the update
   if (mor && !m.skipped) {
     if (c.mor_bias_rate > 0) token_update_bias(model, totals.depth_load, c.mor_bias_rate);
     if (c.mor_causal_rate > 0) expert_update_bias(model, totals.causal_sums, c.mor_causal_rate);
