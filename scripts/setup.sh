@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   clang-format-14                 # scripts/check_format.sh
   libopenblas-openmp-dev          # BLAS sgemm, OpenMP-threaded (shares the OpenMP runtime with our kernels)
+  libdnnl-dev                     # oneDNN: native bf16 matrix products on AVX512-BF16 CPUs (src/kernels/dnnl_gemm.cpp)
   nlohmann-json3-dev libcli11-dev # config/JSON parsing, command line
   libcpp-httplib-dev              # recur server's HTTP layer (src/server)
   libsentencepiece-dev            # SentencePiece tokenizers (src/data/tokenizer*.cpp)

@@ -113,11 +113,23 @@ static std::vector<float> rounded(const std::vector<float>& x) {
   return r;
 }
 
-// f32 and bf16 weights, fast against reference; a bf16 product is the f32 product of the operands rounded to bf16.
-TEST(Kernels, Linear) {
+// Runs f with each GEMM backend in turn and restores the default.
+template <class F>
+static void for_each_gemm_backend(F f) {
+  GemmBackend saved = gemm_backend();
+  for (GemmBackend b : {GemmBackend::onednn, GemmBackend::openblas}) {
+    set_gemm_backend(b);
+    f(b);
+  }
+  set_gemm_backend(saved);
+}
+
+// Fast against reference for f32 and bf16 weights on a few shapes, also sgemm-sized ones (N > kSmallN); a bf16
+// product equals the f32 product of the operands rounded to bf16.
+static void check_linear_shapes() {
   struct {
     int N, C, OC;
-  } shapes[] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {128, 64, 96}};
+  } shapes[] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {128, 64, 96}, {77, 130, 260}};
   for (auto s : shapes) {
     auto x = randn((size_t)s.N * s.C, 9), w = randn((size_t)s.OC * s.C, 10), dout = randn((size_t)s.N * s.OC, 11);
     std::vector<uint16_t> w16(w.size());
@@ -142,6 +154,10 @@ TEST(Kernels, Linear) {
       EXPECT_LE(nmax_error(dwa, dwr), 1e-5);
     }
   }
+}
+
+// Finite differences of the reference product.
+static void check_linear_gradient() {
   int N = 3, C = 4, OC = 5;
   auto x = randn(N * C, 12), w = randn(OC * C, 13), weights = randn(N * OC, 14);
   std::vector<float> out(N * OC), dx(N * C, 0), dw(OC * C, 0);
@@ -152,6 +168,26 @@ TEST(Kernels, Linear) {
   linear_backward_ref(dx.data(), dw.data(), weights.data(), x.data(), w.data(), N, C, OC);
   check_gradient(x, dx, objective, "linear dx", 1e-3);
   check_gradient(w, dw, objective, "linear dweight", 1e-3);
+}
+
+// f32 and bf16 weights on each GEMM backend (oneDNN's bf16 products native where the CPU has AVX512-BF16), fast
+// against reference; a bf16 product is the f32 product of the operands rounded to bf16.
+TEST(Kernels, Linear) {
+  for_each_gemm_backend([](GemmBackend backend) {
+    SCOPED_TRACE(gemm_backend_name(backend));
+    check_linear_shapes();
+  });
+  check_linear_gradient();
+}
+
+// bf16 products are native exactly with oneDNN on a CPU with AVX512-BF16.
+TEST(Kernels, Bf16ProductsNative) {
+  GemmBackend saved = gemm_backend();
+  EXPECT_EQ(saved, GemmBackend::onednn);
+  EXPECT_EQ(bf16_products_native(), cpu_has_avx512_bf16());
+  set_gemm_backend(GemmBackend::openblas);
+  EXPECT_FALSE(bf16_products_native());
+  set_gemm_backend(saved);
 }
 
 // The small-N kernel (both code paths) and the seam on f32 and bf16 weights against the reference, on shapes

@@ -16,7 +16,7 @@ struct BenchMorOptions {
   int d_model = 512, n_heads = 8, d_ff = 1376, n_layers = 6, n_recursions = 3;
   std::string sharing = "cycle";
   int batch_size = 8, seq_len = 256, steps = 6, warmup = 2;
-  std::string routing = "expert", precision = "f32";
+  std::string routing = "expert", precision = "f32", gemm = "onednn";
   bool json = false;
 };
 
@@ -33,10 +33,13 @@ void add_flags(CLI::App* app, BenchMorOptions& o) {
   app->add_option("--steps", o.steps, "timed steps")->capture_default_str();
   app->add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
   add_precision_flag(app, o.precision);
+  add_gemm_flag(app, o.gemm);
   app->add_flag("--json", o.json, "JSON lines instead of a table");
 }
 
 int run_bench_mor(const BenchMorOptions& o) {
+  use_gemm(o.gemm);
+  note_precision(precision_from_name(o.precision));
   std::string base = "{\"vocab_size\": 256, \"d_model\": " + std::to_string(o.d_model) +
                      ", \"n_heads\": " + std::to_string(o.n_heads) + ", \"d_ff\": " + std::to_string(o.d_ff) +
                      ", \"n_layers\": " + std::to_string(o.n_layers) +

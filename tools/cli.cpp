@@ -88,12 +88,26 @@ void add_precision_flag(CLI::App* app, std::string& precision) {
       ->capture_default_str();
 }
 
+void add_gemm_flag(CLI::App* app, std::string& backend) {
+  app->add_option("--gemm", backend, "matrix products of many rows: onednn (bf16 native on AVX512-BF16) or openblas")
+      ->check(CLI::IsMember({"onednn", "openblas"}))
+      ->capture_default_str();
+}
+
+void use_gemm(const std::string& backend) {
+  kernels::set_gemm_backend(backend == "openblas" ? kernels::GemmBackend::openblas : kernels::GemmBackend::onednn);
+}
+
 void note_precision(Precision precision) {
   if (precision != Precision::bf16) return;
-  std::fprintf(stderr,
-               "recur: bf16 products: operands rounded to bf16 and summed in f32 by the f32 sgemm (the exact bf16 "
-               "result at about f32 speed; this CPU %s AVX512-BF16, and recur has no native bf16 kernel yet)\n",
-               kernels::cpu_has_avx512_bf16() ? "has" : "has no");
+  if (kernels::bf16_products_native())
+    std::fprintf(stderr, "recur: bf16 products run natively (oneDNN bf16 matmul on AVX512-BF16), summed in f32\n");
+  else
+    std::fprintf(stderr,
+                 "recur: bf16 products emulated: operands rounded to bf16 and summed in f32 by the f32 product (the "
+                 "exact bf16 result at about f32 speed; this CPU %s AVX512-BF16, the GEMM backend is %s)\n",
+                 kernels::cpu_has_avx512_bf16() ? "has" : "has no",
+                 kernels::gemm_backend_name(kernels::gemm_backend()));
 }
 
 Model load_for_inference(const std::string& checkpoint, const std::string& precision) {

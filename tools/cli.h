@@ -39,6 +39,9 @@ void add_train_flags(CLI::App* app, TrainConfig& config);
 void add_sampling_flags(CLI::App* app, SampleOptions& options);
 // --precision f32|bf16: the model's matrix products (Model::set_precision) in sample, serve, server and the benches.
 void add_precision_flag(CLI::App* app, std::string& precision);
+// --gemm onednn|openblas (the benches): the library behind the GEMM seam (kernels::GemmBackend); use_gemm sets it.
+void add_gemm_flag(CLI::App* app, std::string& backend);
+void use_gemm(const std::string& backend);
 // For bf16, says on stderr how this build computes it on this CPU (docs/precision.md).
 void note_precision(Precision precision);
 // A checkpoint's model loaded for inference, at that precision.

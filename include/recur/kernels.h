@@ -59,7 +59,7 @@ void bf16_from_f32(uint16_t* out, const float* in, size_t n);
 void bf16_round(float* out, const float* in, size_t n);
 
 // inp (N,C), weight (OC,C) -> out (N,OC) = inp · weightᵀ (out is overwritten). Up to kSmallN rows run the
-// small-N kernel (weights streamed once for all rows), more run sgemm (a bf16 weight widened to f32 first).
+// small-N kernel (weights streamed once for all rows), more the backend below (GemmBackend).
 constexpr int kSmallN = 8;
 void linear_forward(float* out, const float* inp, WeightView weight, int N, int C, int OC);
 // dinp (N,C) += dout · weight ; dweight (OC,C) += doutᵀ · inp. Either may be null to skip it. With a bf16 weight,
@@ -73,8 +73,18 @@ void linear_backward_ref(float* dinp, float* dweight, const float* dout, const f
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC,
                             bool portable = false);
 bool cpu_has_avx2_fma();
-// Whether the CPU has AVX512-BF16 (vdpbf16ps). No kernel uses it yet: bf16 products widen to f32 for sgemm.
+// Whether the CPU has AVX512-BF16 (vdpbf16ps).
 bool cpu_has_avx512_bf16();
+// The library behind the seam for products of more than kSmallN rows: oneDNN's matmul (the default; it measured
+// 1.7-1.9x OpenBLAS on an AVX-512 CPU, where Debian's OpenBLAS 0.3.21 runs its AVX2 kernels) or OpenBLAS sgemm.
+// A bf16 product runs natively (oneDNN bf16) with onednn on a CPU with AVX512-BF16, and is emulated otherwise (the
+// weight widened to f32 for the backend's f32 product). Every way multiplies the same operands exactly and sums in
+// f32; only the summation order differs.
+enum class GemmBackend { onednn, openblas };
+GemmBackend gemm_backend();
+void set_gemm_backend(GemmBackend backend);
+const char* gemm_backend_name(GemmBackend backend);
+bool bf16_products_native();
 
 // ---- RoPE (rotate-half), in place on n_heads heads of head_dim per row; row r starts at x + r*stride.
 // Table of cos/sin for positions [0, max_pos): cos_sin[(p*half + i)*2 + {0,1}], half = head_dim/2.
@@ -147,10 +157,9 @@ void adamw_update(float* p, const float* g, float* m, float* v, size_t n, float 
 void adamw_update_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                       float eps, float weight_decay, int64_t step);
 
-// Matrix-multiply peak probes: a large square sgemm through the same BLAS, and the same product in bf16 through
-// linear_forward (operand rounding and weight widening included); GFLOP/s.
-double measure_sgemm_gflops(int n, int repeats);
-double measure_bf16_gemm_gflops(int n, int repeats);
+// Matrix-multiply peak probe: the best GFLOP/s of an n×n×n product through linear_forward in f32 or bf16 (operand
+// rounding included), on the current GemmBackend.
+double measure_gemm_gflops(int n, int repeats, bool bf16);
 
 }  // namespace recur::kernels
 
