@@ -37,12 +37,12 @@ def main():
             torch = run_json(torch_script + ["--config", config, "--steps", str(args.steps), "--warmup",
                                              str(args.warmup), "--autocast", mode])[0]
             rows.append((config, precision, ours, torch))
-    # each precision's peak: the faster of recur's product (sgemm, or the bf16 seam) and PyTorch's matmul
+    # each precision's peak: the faster of recur's product (through its GEMM seam) and PyTorch's matmul
     recur_peak = {precision: ours["peak_gflops"] for _, precision, ours, _ in rows}
     peak = {precision: max(recur_peak[precision], torch_peaks[precision + "_matmul_peak_gflops"])
             for precision in recur_peak}
     print(f"{args.threads} threads; {args.steps} timed steps after {args.warmup} warm-up. Matrix-product peaks "
-          f"(2048^3, GFLOP/s): f32 recur sgemm {recur_peak['f32']:.1f}, PyTorch {torch_peaks['f32_matmul_peak_gflops']:.1f}; "
+          f"(2048^3, GFLOP/s): f32 recur {recur_peak['f32']:.1f}, PyTorch {torch_peaks['f32_matmul_peak_gflops']:.1f}; "
           f"bf16 recur {recur_peak['bf16']:.1f}, PyTorch {torch_peaks['bf16_matmul_peak_gflops']:.1f}\n")
     print("| config | precision | batch×seq | recur tokens/s | PyTorch | PyTorch tokens/s | speedup | recur GFLOP/s "
           "| recur % of peak | PyTorch % of peak |")
