@@ -1,5 +1,5 @@
 // kernels/bf16_operand.h: the activation side of a bf16 product (recur/kernels.h, WeightView), shared by the
-// sgemm and oneDNN paths (linear.cpp) and the small-N kernel (linear_small.cpp).
+// emulated and native paths (linear.cpp) and the small-N kernel (linear_small.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
