@@ -1,5 +1,6 @@
-// Serving: continuous (and, for MoR, depth-wise) batching returns for every request what generating it alone
-// returns (greedy), with requests joining as slots free up; bad requests are rejected by index.
+// Serving: continuous (and, for MoR, depth-wise, with or without gathered exits) batching returns for every request
+// what generating it alone returns (greedy), with requests joining as slots free up; bad requests are rejected by
+// index.
 #include <gtest/gtest.h>
 
 #include "recur/error.h"
@@ -32,8 +33,7 @@ TEST(Serve, BatchedResultsEqualGeneratingAlone) {
     m.init_weights(21);
     for (float& w : m.params) w *= 4;  // clear argmax margins: batching must not flip greedy choices
     std::vector<ServeRequest> requests = some_requests(40);
-    ServeOptions options;
-    options.max_batch = 2;  // fewer slots than requests: the others join as sequences finish
+    ServeOptions options;  // max_batch below the request count: the others join as sequences finish
     options.sampling.temperature = 0;
     std::vector<std::vector<int32_t>> alone;
     int64_t total = 0;
@@ -43,16 +43,27 @@ TEST(Serve, BatchedResultsEqualGeneratingAlone) {
       alone.push_back(generate(m, r.prompt, o));
       total += r.max_new_tokens;
     }
-    for (bool depthwise : {false, true}) {
-      options.depthwise = depthwise;
+    struct Mode {
+      bool depthwise, gather_exits;
+      int max_batch;
+    };
+    for (Mode mode : {Mode{false, false, 2}, Mode{true, false, 2}, Mode{true, false, 4}, Mode{true, true, 4}}) {
+      options.depthwise = mode.depthwise, options.gather_exits = mode.gather_exits;
+      options.max_batch = mode.max_batch;
+      std::string which = std::string(kind) + " depthwise " + std::to_string(mode.depthwise) + " gather " +
+                          std::to_string(mode.gather_exits) + " max_batch " + std::to_string(mode.max_batch);
       ServeStats stats;
       std::vector<std::vector<int32_t>> served = serve(m, requests, options, &stats);
-      EXPECT_EQ(served, alone) << kind << " depthwise " << depthwise;
+      EXPECT_EQ(served, alone) << which;
       EXPECT_EQ(stats.generated_tokens, total);
       EXPECT_GT(stats.peak_kv_bytes, 0u);
       if (m.config().mor()) {
         EXPECT_GT(stats.block_passes, 0);
         EXPECT_GT(stats.block_rows, 0);
+        for (int stage = 0; stage < MorStageTimes::n_stages; stage++)
+          EXPECT_GT(stats.decode_stages.calls[stage], 0) << which << " stage " << stage;
+        // every generated token but each request's first (sampled after its prefill) left the stack once
+        EXPECT_EQ(stats.decode_stages.rows[MorStageTimes::leave], total - (int64_t)requests.size()) << which;
       }
     }
   }

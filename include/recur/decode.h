@@ -5,6 +5,7 @@
 // token is a decode step. MoR models route causally (recur/expert_choice.h, recur/token_choice.h): each step's
 // cache holds only the tokens that ran it (recursion-wise caching) unless the steps share the first one's.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -51,6 +52,14 @@ struct CacheSlot {
   int shared_site = -1;
 };
 
+// MoR decoding's time by stage (mor_enter, mor_advance, mor_leave): calls, the token rows they ran and seconds.
+struct MorStageTimes {
+  enum Stage { enter, advance, leave, n_stages };
+  static constexpr const char* names[n_stages] = {"embed + prelude", "block pass", "coda + head"};
+  int64_t calls[n_stages] = {}, rows[n_stages] = {};
+  double seconds[n_stages] = {};
+};
+
 class Decoder {
  public:
   explicit Decoder(const Model& model) : model_(model) {}
@@ -74,8 +83,12 @@ class Decoder {
   void mor_enter(const std::vector<DecodeChunk>& chunks, std::vector<RecursionToken>& tokens);
   int mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited);
   void mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits);
+  // The MoR stages add their calls, rows and time to *times from now on (null: they are not timed).
+  void time_stages(MorStageTimes* times) { stage_times_ = times; }
 
  private:
+  // Adds the time since `start` and one call of `rows` rows to a stage, if stages are timed.
+  void count_stage(MorStageTimes::Stage stage, int rows, std::chrono::steady_clock::time_point start);
   // Checks the chunks, lays out their tokens (into tokens_) at the positions after their caches (layout_) and
   // advances the caches. The buffers are reused, so a decode step allocates nothing once they have grown.
   const TokenLayout& chunk_layout(const std::vector<DecodeChunk>& chunks);
@@ -103,6 +116,7 @@ class Decoder {
   std::vector<size_t> first_;
   TokenLayout mor_layout_;
   std::vector<RecursionToken> mor_tokens_;
+  MorStageTimes* stage_times_ = nullptr;
 };
 
 }  // namespace recur

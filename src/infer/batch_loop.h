@@ -26,7 +26,8 @@ struct BatchSequence {
   std::vector<int32_t> out;
   int32_t next = 0;        // the last sampled token: the one to run next
   bool finished = false;   // max_new_tokens reached, or the owner ended it (a stop string, a cancel)
-  bool in_flight = false;  // depth-wise: its token is inside the recursion stack
+  bool in_flight = false;  // depth-wise: its token is inside the recursion stack (or waiting to leave it)
+  bool leaving = false;    // depth-wise with gathered exits: its token finished its recursion and waits to leave
   RecursionToken token;
 };
 
@@ -35,6 +36,7 @@ class BatchLoop {
   struct Options {
     int max_batch = 16;
     bool depthwise = true;                          // MoR: depth-wise batching
+    bool gather_exits = false;                      // depth-wise: finished tokens leave together (recur/serve.h)
     int prefill_chunk = 1 << 30;                    // prompt tokens prefilled per iteration, over all sequences
     std::function<void(BatchSequence&)> on_token;   // after each sampled token; may set finished
     std::function<void(BatchSequence&)> on_retire;  // a finished sequence, just before its slot and KV are freed
@@ -57,6 +59,8 @@ class BatchLoop {
   void prefill();
   void decode_synchronous();
   void decode_depthwise();
+  void enter_stack();
+  void leave_stack(std::vector<RecursionToken*>& exited);
   void accept(BatchSequence& s, const float* logits_row);
   void retire_finished();
   bool decoding(const BatchSequence& s) const { return s.prefilled == s.prompt.size() && !s.finished; }
@@ -71,6 +75,7 @@ class BatchLoop {
   std::vector<float> logits_;
   std::vector<DecodeChunk> chunks_;  // the step's chunks and their sequences, reused: no allocation per step
   std::vector<BatchSequence*> seqs_;
+  std::vector<RecursionToken*> leaving_;  // depth-wise with gathered exits: finished tokens waiting to leave
 };
 
 }  // namespace recur

@@ -26,7 +26,15 @@ void Decoder::outer_layers_forward(const std::vector<int>& layers, size_t first_
   }
 }
 
+void Decoder::count_stage(MorStageTimes::Stage stage, int rows, std::chrono::steady_clock::time_point start) {
+  if (!stage_times_) return;
+  stage_times_->calls[stage]++;
+  stage_times_->rows[stage] += rows;
+  stage_times_->seconds[stage] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void Decoder::mor_enter(const std::vector<DecodeChunk>& chunks, std::vector<RecursionToken>& tokens) {
+  auto start = std::chrono::steady_clock::now();
   const ModelConfig& c = model_.config();
   check(c.mor(), "decode: mor_enter needs a MoR model");
   const TokenLayout& layout = chunk_layout(chunks);
@@ -53,6 +61,7 @@ void Decoder::mor_enter(const std::vector<DecodeChunk>& chunks, std::vector<Recu
         t.depth = token_route(model_, t.h.data(), t.probs.data(), lse);
       }
     }
+  count_stage(MorStageTimes::enter, N, start);
 }
 
 // Consecutive tokens of the same (seq, key) form one layout sequence: the layout and each group's first token,
@@ -110,6 +119,7 @@ static bool mix_after_pass(const ModelConfig& c, RecursionToken& t, const float*
 }
 
 int Decoder::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
+  auto start = std::chrono::steady_clock::now();
   const ModelConfig& c = model_.config();
   const MorStack& stack = model_.mor_stack();
   int d = c.d_model;
@@ -156,10 +166,12 @@ int Decoder::mor_advance(std::vector<RecursionToken*>& active, std::vector<Recur
   // route the next step at once, so that a token that stops leaves now instead of after the next pass
   if (expert) expert_route_tokens(still, exited);
   active.assign(still.begin(), still.end());
+  count_stage(MorStageTimes::advance, n, start);
   return n;
 }
 
 void Decoder::mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits) {
+  auto start = std::chrono::steady_clock::now();
   const MorStack& stack = model_.mor_stack();
   int n = (int)tokens.size(), d = model_.config().d_model;
   x_.resize((size_t)n * d);
@@ -174,6 +186,7 @@ void Decoder::mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<
     outer_layers_forward(stack.coda, stack.coda_site(0), layout, slots);
   }
   head(n, logits);
+  count_stage(MorStageTimes::leave, n, start);
 }
 
 }  // namespace recur
