@@ -22,6 +22,7 @@ namespace {
 struct BenchDecodeOptions {
   std::string checkpoint, model = "S",
                           precision = "f32";  // model: S, M, L or a model config JSON file (random weights)
+  std::string gemm = "onednn";
   std::vector<int> prompt = {256}, generate = {128}, batch = {1};
   int repetitions = 3;
   bool json = false;
@@ -41,6 +42,7 @@ void add_flags(CLI::App* app, BenchDecodeOptions& o) {
       ->capture_default_str();
   app->add_option("--batch", o.batch, "sequences decoding together")->delimiter(',')->capture_default_str();
   add_precision_flag(app, o.precision);
+  add_gemm_flag(app, o.gemm);
   app->add_option("--reps", o.repetitions, "repetitions of each test")->capture_default_str();
   app->add_flag("--json", o.json, "one JSON line per test instead of a table");
 }
@@ -131,6 +133,7 @@ void print_greedy_agreement(const BenchDecodeOptions& o, Model& model, int n_tok
 
 int run_bench_decode(const BenchDecodeOptions& o) {
   check(o.repetitions >= 1, "bench decode: --reps must be >= 1");
+  use_gemm(o.gemm);
   Model model = o.checkpoint.empty() ? Model(preset(o.model)) : checkpoint_load_model(o.checkpoint);
   model.set_precision(precision_from_name(o.precision));
   std::string name = o.checkpoint.empty() ? o.model : o.checkpoint;
