@@ -38,6 +38,7 @@ void add_flags(CLI::App* app, BenchServeOptions& o) {
   app->add_flag("--json", o.json, "JSON lines instead of a table");
 }
 
+// --requests prompts, each a window of --prompt_len bytes of the validation text at a seeded position.
 std::vector<ServeRequest> make_requests(const BenchServeOptions& o) {
   TextCorpus corpus = TextCorpus::load(o.data, 0.05);
   check(corpus.val.size() > (size_t)o.prompt_len + 1, "bench serve: the validation text is shorter than --prompt_len");
