@@ -87,7 +87,9 @@ class Decoder {
   void time_stages(MorStageTimes* times) { stage_times_ = times; }
 
  private:
-  // Adds the time since `start` and one call of `rows` rows to a stage, if stages are timed.
+  // The clock when stages are timed (else no clock read); count_stage adds the time since `start` and one call of
+  // `rows` rows to a stage, if stages are timed.
+  std::chrono::steady_clock::time_point stage_start() const;
   void count_stage(MorStageTimes::Stage stage, int rows, std::chrono::steady_clock::time_point start);
   // Checks the chunks, lays out their tokens (into tokens_) at the positions after their caches (layout_) and
   // advances the caches. The buffers are reused, so a decode step allocates nothing once they have grown.

@@ -141,7 +141,7 @@ void BatchLoop::enter_stack() {
 void BatchLoop::leave_stack(std::vector<RecursionToken*>& exited) {
   std::vector<RecursionToken*>& leaving = leaving_;
   leaving.insert(leaving.end(), exited.begin(), exited.end());
-  auto cancelled = [&](RecursionToken* t) { return by_seq_[t->seq]->finished; };  // retire_finished frees them
+  auto cancelled = [&](RecursionToken* t) { return by_seq_.at(t->seq)->finished; };  // retire_finished frees them
   leaving.erase(std::remove_if(leaving.begin(), leaving.end(), cancelled), leaving.end());
   if (leaving.empty()) return;
   if (options_.gather_exits) {

@@ -26,6 +26,10 @@ void Decoder::outer_layers_forward(const std::vector<int>& layers, size_t first_
   }
 }
 
+std::chrono::steady_clock::time_point Decoder::stage_start() const {
+  return stage_times_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+}
+
 void Decoder::count_stage(MorStageTimes::Stage stage, int rows, std::chrono::steady_clock::time_point start) {
   if (!stage_times_) return;
   stage_times_->calls[stage]++;
@@ -34,7 +38,7 @@ void Decoder::count_stage(MorStageTimes::Stage stage, int rows, std::chrono::ste
 }
 
 void Decoder::mor_enter(const std::vector<DecodeChunk>& chunks, std::vector<RecursionToken>& tokens) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = stage_start();
   const ModelConfig& c = model_.config();
   check(c.mor(), "decode: mor_enter needs a MoR model");
   const TokenLayout& layout = chunk_layout(chunks);
@@ -119,7 +123,7 @@ static bool mix_after_pass(const ModelConfig& c, RecursionToken& t, const float*
 }
 
 int Decoder::mor_advance(std::vector<RecursionToken*>& active, std::vector<RecursionToken*>& exited) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = stage_start();
   const ModelConfig& c = model_.config();
   const MorStack& stack = model_.mor_stack();
   int d = c.d_model;
@@ -171,7 +175,7 @@ int Decoder::mor_advance(std::vector<RecursionToken*>& active, std::vector<Recur
 }
 
 void Decoder::mor_leave(const std::vector<RecursionToken*>& tokens, std::vector<float>& logits) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = stage_start();
   const MorStack& stack = model_.mor_stack();
   int n = (int)tokens.size(), d = model_.config().d_model;
   x_.resize((size_t)n * d);
