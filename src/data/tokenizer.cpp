@@ -1,7 +1,8 @@
 // Tokenizers: byte-level, and SentencePiece with byte fallback made exact on every byte string. SentencePiece alone
 // turns invalid UTF-8 into U+FFFD and decodes a literal U+2581 as a space, so encode hands it only valid UTF-8 runs
 // without U+2581 or NUL and writes the other bytes as byte pieces <0xNN>; decode concatenates the pieces itself
-// (U+2581 -> space, byte pieces -> their byte), which is SentencePiece's decoding for the models recur trains.
+// (U+2581 -> space, byte pieces -> their byte), which is SentencePiece's decoding for the models recur trains. A run
+// whose pieces do not spell it again (a foreign model's normalizer or unknown pieces) is written as byte pieces too.
 #include "recur/tokenizer.h"
 
 #include <sentencepiece_processor.h>
@@ -114,6 +115,7 @@ class SentencePieceTokenizer final : public Tokenizer {
  private:
   void build_tables(const std::string& source);
   void check_round_trip(const std::string& source) const;
+  bool decodes_to(const std::vector<int>& ids, std::string_view text) const;
   sentencepiece::SentencePieceProcessor sp_;
   std::string serialized_;
   std::vector<std::string> pieces_;  // the bytes each id decodes to
@@ -176,11 +178,14 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const
   std::vector<int> run_ids;
   size_t run_start = 0;
   auto flush_run = [&](size_t end) {
-    if (end > run_start) {
-      auto status = sp_.Encode(text.substr(run_start, end - run_start), &run_ids);
-      check(status.ok(), "tokenizer: encoding failed: ", status.ToString());
+    if (end <= run_start) return;
+    std::string_view run = text.substr(run_start, end - run_start);
+    auto status = sp_.Encode(run, &run_ids);
+    check(status.ok(), "tokenizer: encoding failed: ", status.ToString());
+    if (decodes_to(run_ids, run))
       tokens.insert(tokens.end(), run_ids.begin(), run_ids.end());
-    }
+    else  // the model's normalizer changed this run (one the load-time probe did not meet): keep its bytes
+      for (char c : run) tokens.push_back(byte_ids_[(uint8_t)c]);
   };
   for (size_t i = 0; i < text.size();) {
     size_t n = text[i] == '\0' || text.compare(i, 3, kSpaceMark) == 0 ? 0 : utf8_sequence_length(text, i);
@@ -196,6 +201,17 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const
   }
   flush_run(text.size());
   return tokens;
+}
+
+// Whether the pieces of `ids` spell `text` exactly (unknown and control pieces spell nothing).
+bool SentencePieceTokenizer::decodes_to(const std::vector<int>& ids, std::string_view text) const {
+  size_t at = 0;
+  for (int id : ids) {
+    const std::string& piece = pieces_[id];
+    if (text.compare(at, piece.size(), piece) != 0) return false;
+    at += piece.size();
+  }
+  return at == text.size();
 }
 
 std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& tokens) const {
