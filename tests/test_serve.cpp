@@ -1,7 +1,9 @@
 // Serving: continuous (and, for MoR, depth-wise, with or without gathered exits) batching returns for every request
-// what generating it alone returns (greedy), with requests joining as slots free up; bad requests are rejected by
-// index.
+// what generating it alone returns (greedy), with requests joining as slots free up; a stop token cuts a request
+// short; bad requests are rejected by index.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "recur/error.h"
 #include "recur/rng.h"
@@ -65,6 +67,37 @@ TEST(Serve, BatchedResultsEqualGeneratingAlone) {
         // every generated token but each request's first (sampled after its prefill) left the stack once
         EXPECT_EQ(stats.decode_stages.rows[MorStageTimes::leave], total - (int64_t)requests.size()) << which;
       }
+    }
+  }
+}
+
+// A stop token ends its request where generating alone first emits it (the token left out), and the freed slot goes
+// to the next request; requests that never emit it run to max_new_tokens.
+TEST(Serve, StopTokenEndsItsRequest) {
+  for (const char* kind : {"plain", "expert"}) {
+    Model m(tiny_decoder(kind, 24));
+    m.init_weights(21);
+    for (float& w : m.params) w *= 4;
+    std::vector<ServeRequest> requests = some_requests(40);
+    ServeOptions options;
+    options.sampling.temperature = 0, options.max_batch = 2;
+    std::vector<std::vector<int32_t>> alone;
+    for (const ServeRequest& r : requests) {
+      SampleOptions o = options.sampling;
+      o.max_new_tokens = r.max_new_tokens;
+      alone.push_back(generate(m, r.prompt, o));
+    }
+    options.stop_token = alone[1][1];  // the second token of request 1: at least one request stops early
+    int stopped = 0;
+    for (std::vector<int32_t>& tokens : alone) {
+      auto stop = std::find(tokens.begin(), tokens.end(), options.stop_token);
+      stopped += stop != tokens.end();
+      tokens.erase(stop, tokens.end());
+    }
+    ASSERT_GE(stopped, 1);
+    for (bool depthwise : {false, true}) {
+      options.depthwise = depthwise;
+      EXPECT_EQ(serve(m, requests, options), alone) << kind << " depthwise " << depthwise;
     }
   }
 }

@@ -1,6 +1,7 @@
 // tools/serve.cpp: `recur serve`, the request front end of serve(). Reads requests as JSON lines (a file or stdin),
 // generates them all with continuous batching (and depth-wise batching for MoR models), and writes one JSON line per
-// request in input order, with throughput on stderr. Prompts and completions are text in the checkpoint's tokenizer.
+// request in input order, with throughput on stderr. Prompts and completions are text in the checkpoint's tokenizer;
+// a request ends at max_new_tokens or at the tokenizer's end-of-text token (left out of the completion).
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,7 +21,8 @@ namespace {
 struct ServeCommandOptions {
   std::string checkpoint, precision = "f32", requests = "-";
   int max_new_tokens = 64;  // for requests that do not set it
-  ServeOptions serve;       // --max_batch and the sampling flags
+  ServeOptions serve;       // --max_batch, --gather_exits and the sampling flags
+  bool ignore_eos = false;
 };
 
 void add_flags(CLI::App* app, ServeCommandOptions& o) {
@@ -32,7 +34,11 @@ void add_flags(CLI::App* app, ServeCommandOptions& o) {
       ->capture_default_str();
   app->add_option("--max_new_tokens", o.max_new_tokens, "for requests that do not set it")->capture_default_str();
   app->add_option("--max_batch", o.serve.max_batch, "sequences decoding at once")->capture_default_str();
+  app->add_flag("--gather_exits", o.serve.gather_exits,
+                "MoR: tokens that finished their recursion wait to run the coda and head together (recur/serve.h)");
   add_sampling_flags(app, o.serve.sampling);  // each request's draws mix its index into the seed
+  app->add_flag("--ignore_eos", o.ignore_eos,
+                "keep generating past the end-of-text token (by default it ends the request)");
 }
 
 constexpr uint64_t kMaxRequestBytes = uint64_t(16) << 20;  // one request line: a prompt of up to 16 MiB
@@ -89,10 +95,15 @@ int run_serve(const ServeCommandOptions& o) {
     parsed = parse_requests(in, o.requests, o.max_new_tokens, *tokenizer);
   }
   ServeStats stats;
-  std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, o.serve, &stats);
+  ServeOptions options = o.serve;
+  options.stop_token = o.ignore_eos ? -1 : tokenizer->eos();
+  std::vector<std::vector<int32_t>> outputs = serve(model, parsed.requests, options, &stats);
   for (size_t i = 0; i < outputs.size(); i++) {
-    nlohmann::json line = {
-        {"id", parsed.ids[i]}, {"completion", tokenizer->decode(outputs[i])}, {"generated_tokens", outputs[i].size()}};
+    bool stopped = (int)outputs[i].size() < parsed.requests[i].max_new_tokens;  // serve() left the EOS out
+    nlohmann::json line = {{"id", parsed.ids[i]},
+                           {"completion", tokenizer->decode(outputs[i])},
+                           {"generated_tokens", outputs[i].size()},
+                           {"finish_reason", stopped ? "stop" : "length"}};
     // a model can emit bytes that are not UTF-8 (byte pieces); they become U+FFFD in the JSON text
     std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }

@@ -41,10 +41,11 @@ struct EngineRequest {
 };
 
 struct EngineOptions {
-  int max_batch = 16;      // sequences decoding at once
-  int max_queue = 256;     // requests waiting for a slot; submit() refuses more
-  int prefill_chunk = 64;  // prompt tokens prefilled per iteration, between decode steps
-  bool depthwise = true;   // MoR: depth-wise batching
+  int max_batch = 16;         // sequences decoding at once
+  int max_queue = 256;        // requests waiting for a slot; submit() refuses more
+  int prefill_chunk = 64;     // prompt tokens prefilled per iteration, between decode steps
+  bool depthwise = true;      // MoR: depth-wise batching
+  bool gather_exits = false;  // depth-wise: tokens that finished their recursion leave together (recur/serve.h)
 };
 
 // Cumulative histogram of latencies in seconds (Prometheus buckets: counts of observations <= each bound).

@@ -26,6 +26,7 @@ struct ServeOptions {
   int max_batch = 16;         // sequences decoding at once
   bool depthwise = true;      // MoR: depth-wise batching (false: every token finishes all its steps before the next)
   bool gather_exits = false;  // depth-wise: tokens that finished their recursion wait to leave together (below)
+  int32_t stop_token = -1;    // a generated token that ends its request, left out of the result (-1: none)
   SampleOptions sampling;     // temperature and top-k; each request draws from seed mixed with its index
 };
 
@@ -39,8 +40,9 @@ struct ServeStats {
   MorStageTimes decode_stages;                     // MoR: the decode steps' time by stage (prefills not included)
 };
 
-// Generates max_new_tokens tokens for every request; returns the generated tokens of each request in order.
-// Greedy results equal generate() for each request alone. Errors name the request that cannot be served.
+// Generates max_new_tokens tokens for every request, or fewer when it generates stop_token; returns the generated
+// tokens of each request in order (a result shorter than max_new_tokens stopped). Greedy results equal generate()
+// for each request alone, cut before its first stop_token. Errors name the request that cannot be served.
 std::vector<std::vector<int32_t>> serve(const Model& model, const std::vector<ServeRequest>& requests,
                                         const ServeOptions& options, ServeStats* stats = nullptr);
 

@@ -74,6 +74,7 @@ Engine::Engine(const Model& model, EngineOptions options) : model_(model), optio
   metrics_.max_batch = options.max_batch;
   BatchLoop::Options loop;
   loop.max_batch = options.max_batch, loop.depthwise = options.depthwise, loop.prefill_chunk = options.prefill_chunk;
+  loop.gather_exits = options.gather_exits;
   loop.on_token = [this](BatchSequence& s) { live_->on_token(s); };
   loop.on_retire = [this](BatchSequence& s) {
     auto it = live_->requests.find(s.id);

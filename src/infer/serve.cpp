@@ -38,6 +38,9 @@ std::vector<std::vector<int32_t>> serve(const Model& model, const std::vector<Se
   BatchLoop::Options loop_options;
   loop_options.max_batch = options.max_batch, loop_options.depthwise = options.depthwise;
   loop_options.gather_exits = options.gather_exits;
+  loop_options.on_token = [&](BatchSequence& s) {
+    if (s.out.back() == options.stop_token) s.out.pop_back(), s.finished = true;
+  };
   loop_options.on_retire = [&](BatchSequence& s) { results[s.id] = std::move(s.out); };
   BatchLoop loop(model, loop_options);
   for (size_t next = 0; next < requests.size() || !loop.empty(); loop.step()) {
