@@ -46,6 +46,8 @@ std::vector<TaskConfig> all_configs() {
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
       {"group", nullptr},
       {"group", {{"group", "s5"}}},
+      {"group", {{"group", "s3"}, {"n_train", {3, 4}}, {"n_test", {6}}}},  // n = 2: 36 prompts, too few to split
+      {"group", {{"group", "s4"}, {"n_train", {2, 3}}, {"n_test", {5}}}},
   };
 }
 
@@ -205,6 +207,13 @@ TEST(Tasks, HandWorkedAnswers) {
   EXPECT_EQ(s5->to_text({24, 6, 48, 30}), "10234 02134 20134 12034");
   EXPECT_EQ(s5->solve({24, 6, 120}), (std::vector<int32_t>{48, 121}));
   EXPECT_EQ(s5->solve({6, 24, 120}), (std::vector<int32_t>{30, 121}));
+  // S_3 (the smallest non-abelian group): the same two swaps, ids 2 (102) and 1 (021); '=' is 6, <end> 7.
+  auto s3 = make_task("group", {{"group", "s3"}}, 1);
+  EXPECT_EQ(s3->vocab_size(), 8);
+  EXPECT_EQ(s3->to_text({2, 1, 6, 4}), "102 021 = 201");
+  EXPECT_EQ(s3->solve({2, 1, 6}), (std::vector<int32_t>{4, 7}));
+  EXPECT_EQ(s3->solve({1, 2, 6}), (std::vector<int32_t>{3, 7}));
+  EXPECT_EQ(make_task("group", {{"group", "s4"}}, 1)->vocab_size(), 26);
 
   // p-hop, alphabet 4 (a-d = 0-3), p tokens 4-11, '=' 12: p2 a b c a c = ?
   // find_1(5) = 4 (v_3 = c), find_1(4) = 2 (v_1 = a), so hop_2 = v_2 = b.
@@ -506,7 +515,7 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"igsm", {{"dense_operands", true}}, "dense"},
       {"primitives", {{"flavour", "python"}}, "\"math\", \"code\""},
       {"primitives", {{"chains", 6}, {"depth_train", {5}}}, "26"},
-      {"group", {{"group", "q"}}, "\"z\", \"s5\""},
+      {"group", {{"group", "q"}}, "\"z\", \"s3\", \"s4\", \"s5\""},
       {"group", {{"group", "s5"}, {"p", 7}}, "p applies only"},
       {"group", {{"n_test", {0}}}, "n_test"},
   };

@@ -1,7 +1,8 @@
-// Group composition (docs/tasks.md, theory check): n elements of Z_p or S_5, '=', then their product. The generator
-// multiplies with a Cayley table; the solver adds residues (Z_p) or applies the permutations one by one (S_5).
+// Group composition (docs/tasks.md, theory check): n elements of Z_p or of a symmetric group S_3, S_4 or S_5, '=',
+// then their product. The generator multiplies with a Cayley table; the solver adds residues (Z_p) or applies the
+// permutations one by one (S_m).
 #include <algorithm>
-#include <array>
+#include <numeric>
 
 #include "recur/error.h"
 #include "task_common.h"
@@ -10,11 +11,12 @@ namespace recur::tasks {
 
 namespace {
 
-using Permutation = std::array<int, 5>;  // one-line notation: perm[i] is the image of i
+using Permutation = std::vector<int>;  // one-line notation: perm[i] is the image of i
 
-// All 120 permutations of {0..4} in lexicographic order: element id k is the k-th of them.
-std::vector<Permutation> s5_elements() {
-  Permutation p = {0, 1, 2, 3, 4};
+// All m! permutations of {0..m-1} in lexicographic order: element id k is the k-th of them.
+std::vector<Permutation> symmetric_group(int m) {
+  Permutation p(m);
+  std::iota(p.begin(), p.end(), 0);
   std::vector<Permutation> all;
   do all.push_back(p);
   while (std::next_permutation(p.begin(), p.end()));
@@ -23,8 +25,8 @@ std::vector<Permutation> s5_elements() {
 
 // Product convention: "a then b", the permutation i -> b(a(i)).
 Permutation then(const Permutation& a, const Permutation& b) {
-  Permutation r;
-  for (int i = 0; i < 5; i++) r[i] = b[a[i]];
+  Permutation r(a.size());
+  for (size_t i = 0; i < a.size(); i++) r[i] = b[a[i]];
   return r;
 }
 
@@ -32,14 +34,13 @@ class GroupTask : public TaskBase {
  public:
   GroupTask(Options& options, uint64_t seed)
       : TaskBase(seed, options, "n_train", {2, 4, 8, 16, 32}, "n_test", {8, 16, 24, 32}, 1, 10000) {
-    group_ = options.get_string("group", "z", {"z", "s5"});
+    group_ = options.get_string("group", "z", {"z", "s3", "s4", "s5"});
     check(group_ == "z" || !options.has("p"),
-          "group: option p applies only to group \"z\" (Z_p); remove it "
-          "for group \"s5\"");
+          "group: option p applies only to group \"z\" (Z_p); remove it for group \"", group_, "\"");
     p_ = options.get_int("p", 5, 2, 1000);
     options.check_no_unknown_keys();
-    if (group_ == "s5") {
-      elements_ = s5_elements();
+    if (group_ != "z") {
+      elements_ = symmetric_group(group_[1] - '0');
       order_ = (int)elements_.size();
       table_.assign(order_ * order_, 0);
       for (int a = 0; a < order_; a++) {
@@ -69,10 +70,11 @@ class GroupTask : public TaskBase {
       return {(int32_t)(sum % p_), end_token()};
     }
     // Track where each point goes: apply g_1 first, then g_2, ...
-    std::vector<Permutation> all = s5_elements();
-    Permutation where = {0, 1, 2, 3, 4};
+    std::vector<Permutation> all = symmetric_group(group_[1] - '0');
+    Permutation where(all[0].size());
+    std::iota(where.begin(), where.end(), 0);
     for (size_t i = 0; i + 1 < prompt.size(); i++) {
-      for (int point = 0; point < 5; point++) where[point] = all[prompt[i]][where[point]];
+      for (int& point : where) point = all[prompt[i]][point];
     }
     int32_t id = (int32_t)(std::find(all.begin(), all.end(), where) - all.begin());
     return {id, end_token()};
@@ -121,8 +123,8 @@ class GroupTask : public TaskBase {
 
   std::string group_ = "z";
   int p_ = 5, order_ = 5;
-  std::vector<Permutation> elements_;  // s5 only
-  std::vector<int32_t> table_;         // s5 only: table_[a * order + b] = id of "a then b"
+  std::vector<Permutation> elements_;  // S_m only
+  std::vector<int32_t> table_;         // S_m only: table_[a * order + b] = id of "a then b"
 };
 
 }  // namespace
