@@ -81,6 +81,11 @@ void add_sampling_flags(CLI::App* app, SampleOptions& options) {
   app->add_option("--seed", options.seed, "sampling seed")->capture_default_str();
 }
 
+void add_gather_exits_flag(CLI::App* app, bool& gather_exits) {
+  app->add_flag("--gather_exits", gather_exits,
+                "MoR: tokens that finished their recursion wait to run the coda and head together (recur/serve.h)");
+}
+
 void add_precision_flag(CLI::App* app, std::string& precision) {
   app->add_option("--precision", precision,
                   "matrix products: f32, or bf16 (weights and activations rounded to bf16, f32 sums)")

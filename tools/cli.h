@@ -37,6 +37,8 @@ struct ModelFlags {
 void add_train_flags(CLI::App* app, TrainConfig& config);
 // --temperature, --top_k, --top_p, --seed (recur sample and recur serve).
 void add_sampling_flags(CLI::App* app, SampleOptions& options);
+// --gather_exits (recur serve and recur server): MoR tokens that finished their recursion leave together.
+void add_gather_exits_flag(CLI::App* app, bool& gather_exits);
 // --precision f32|bf16: the model's matrix products (Model::set_precision) in sample, serve, server and the benches.
 void add_precision_flag(CLI::App* app, std::string& precision);
 // --gemm onednn|openblas (the benches): the library behind the GEMM seam (kernels::GemmBackend); use_gemm sets it.

@@ -34,8 +34,7 @@ void add_flags(CLI::App* app, ServeCommandOptions& o) {
       ->capture_default_str();
   app->add_option("--max_new_tokens", o.max_new_tokens, "for requests that do not set it")->capture_default_str();
   app->add_option("--max_batch", o.serve.max_batch, "sequences decoding at once")->capture_default_str();
-  app->add_flag("--gather_exits", o.serve.gather_exits,
-                "MoR: tokens that finished their recursion wait to run the coda and head together (recur/serve.h)");
+  add_gather_exits_flag(app, o.serve.gather_exits);
   add_sampling_flags(app, o.serve.sampling);  // each request's draws mix its index into the seed
   app->add_flag("--ignore_eos", o.ignore_eos,
                 "keep generating past the end-of-text token (by default it ends the request)");

@@ -29,8 +29,7 @@ void add_flags(CLI::App* app, ServerCommandOptions& o) {
       ->capture_default_str();
   app->add_option("--prefill_chunk", s.engine.prefill_chunk, "prompt tokens prefilled between decode steps")
       ->capture_default_str();
-  app->add_flag("--gather_exits", s.engine.gather_exits,
-                "MoR: tokens that finished their recursion wait to run the coda and head together (recur/serve.h)");
+  add_gather_exits_flag(app, s.engine.gather_exits);
   app->add_option("--http_threads", s.http_threads, "connections served at once (each stream holds one)")
       ->capture_default_str();
   app->add_option("--max_body_bytes", s.max_body_bytes, "larger request bodies get 413")->capture_default_str();

@@ -69,15 +69,12 @@ class GroupTask : public TaskBase {
       for (size_t i = 0; i + 1 < prompt.size(); i++) sum += prompt[i];
       return {(int32_t)(sum % p_), end_token()};
     }
-    // Track where each point goes: apply g_1 first, then g_2, ...
-    std::vector<Permutation> all = symmetric_group(group_[1] - '0');
-    Permutation where(all[0].size());
-    std::iota(where.begin(), where.end(), 0);
+    // Track where each point goes: apply g_1 first, then g_2, ... (point by point, not through the table)
+    Permutation where = elements_[0];  // the identity
     for (size_t i = 0; i + 1 < prompt.size(); i++) {
-      for (int& point : where) point = all[prompt[i]][point];
+      for (int& point : where) point = elements_[prompt[i]][point];
     }
-    int32_t id = (int32_t)(std::find(all.begin(), all.end(), where) - all.begin());
-    return {id, end_token()};
+    return {element_id(where), end_token()};
   }
 
   std::string to_text(const std::vector<int32_t>& tokens) const override {
