@@ -44,6 +44,7 @@ std::vector<TaskConfig> all_configs() {
       {"igsm", {{"constant_forms", true}, {"split", "template"}, {"answers", "natural"}}},
       {"primitives", nullptr},
       {"primitives", {{"flavour", "code"}, {"chains", 4}}},
+      {"primitives", {{"dense", true}, {"depth_train", {0, 2}}, {"depth_test", {1, 3}}}},
       {"group", nullptr},
       {"group", {{"group", "s5"}}},
       {"group", {{"group", "s3"}, {"n_train", {3, 4}}, {"n_test", {6}}}},  // n = 2: 36 prompts, too few to split
@@ -282,6 +283,54 @@ TEST(Phop, DenseTargetsFollowTheDefinition) {
       EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);  // '=' predicts the answer
       EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());               // the answer predicts end
       EXPECT_EQ(e.dense_targets.back(), -1);
+    }
+  }
+}
+
+// ---- reasoning primitives ------------------------------------------------------------------------------
+
+namespace {
+
+// The digit token variable `var` holds just before token index `before`, found by following the statements
+// (each 4 tokens from index 0: `x = y ,`) backwards; -1 if it is unassigned.
+int32_t value_before(const std::vector<int32_t>& tokens, int32_t var, int before) {
+  for (int s = (before - 1) / 4 * 4; s >= 0; s -= 4) {
+    if (s + 2 >= before || tokens[s] != var || tokens[s + 1] != 36) continue;
+    int32_t rhs = tokens[s + 2];
+    if (rhs >= 26 && rhs < 36) return rhs;
+    if (rhs < 26) return value_before(tokens, rhs, s);
+  }
+  return -1;
+}
+
+}  // namespace
+
+// The dense targets are the values of the variables where they are read (a right-hand side, the query), then the
+// answer at the prompt's last token and end at the answer; -1 everywhere else.
+TEST(Primitives, DenseTargetsAreTheValuesRead) {
+  for (const char* flavour : {"math", "code"}) {
+    json options = {{"flavour", flavour}, {"dense", true}, {"depth_train", {0, 1, 3}}};
+    auto task = make_task("primitives", options, 5);
+    options.erase("dense");
+    auto sparse = make_task("primitives", options, 5);
+    for (int depth : {0, 1, 3}) {
+      for (uint64_t i = 0; i < 40; i++) {
+        Example e = task->generate(Split::train, i, depth);
+        ASSERT_EQ(e.tokens, sparse->generate(Split::train, i, depth).tokens) << "dense must not change the data";
+        ASSERT_EQ(e.dense_targets.size(), e.tokens.size());
+        int query = e.answer_begin - (std::string(flavour) == "code" ? 2 : 3);
+        int reads = 0;
+        for (int t = 0; t < e.answer_begin - 1; t++) {
+          bool rhs = t % 4 == 2 && t < query && e.tokens[t] < 26;
+          int32_t expected = rhs || t == query ? value_before(e.tokens, e.tokens[t], t) : -1;
+          reads += expected >= 0;
+          ASSERT_EQ(e.dense_targets[t], expected) << task->to_text(e.tokens) << " position " << t;
+        }
+        EXPECT_EQ(reads, 3 * depth + 1);  // chains × depth right-hand variables, and the query
+        EXPECT_EQ(e.dense_targets[e.answer_begin - 1], e.tokens[e.answer_begin]);
+        EXPECT_EQ(e.dense_targets[e.answer_begin], e.tokens.back());
+        EXPECT_EQ(e.dense_targets.back(), -1);
+      }
     }
   }
 }

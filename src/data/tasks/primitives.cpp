@@ -1,6 +1,8 @@
 // Reasoning primitives, variable assignment (docs/tasks.md): chains of assignments `a=1, c=a, ...` of a given depth,
 // interleaved, then a query about the end of one chain; "math" (`a=1, b=a, b=?`) and "code"
-// (`a = 1; b = a; print(b)`) flavours. The solver executes the assignments in order like an interpreter.
+// (`a = 1; b = a; print(b)`) flavours. The solver executes the assignments in order like an interpreter; optional
+// dense targets are what that interpreter reads: the value of every variable at each place it is read.
+#include <functional>
 #include <map>
 
 #include "recur/error.h"
@@ -23,6 +25,7 @@ class PrimitivesTask : public TaskBase {
       : TaskBase(seed, options, "depth_train", {0, 1, 2, 3, 4}, "depth_test", {0, 1, 2, 3, 4}, 0, 25) {
     flavour_ = options.get_string("flavour", "math", {"math", "code"});
     chains_ = options.get_int("chains", 3, 1, 10);
+    dense_ = options.get_bool("dense", false);
     options.check_no_unknown_keys();
     int variables = chains_ * (max_difficulty() + 1);
     check(variables <= 26, "primitives: ", chains_, " chains of depth ", max_difficulty(), " need ", variables,
@@ -42,7 +45,9 @@ class PrimitivesTask : public TaskBase {
     return sample_in_split(split, index, difficulty, [&](Rng& rng) { return make_candidate(rng, difficulty); });
   }
 
-  std::vector<int32_t> solve(const std::vector<int32_t>& prompt) const override;
+  std::vector<int32_t> solve(const std::vector<int32_t>& prompt) const override {
+    return {interpret(prompt, [](size_t, int32_t) {}), kEnd};
+  }
 
   std::string to_text(const std::vector<int32_t>& tokens) const override {
     std::vector<std::string> names;
@@ -86,22 +91,39 @@ class PrimitivesTask : public TaskBase {
     example.answer_begin = (int32_t)example.tokens.size();
     example.tokens.push_back(kDigit0 + digits[query]);
     example.tokens.push_back(kEnd);
+    if (dense_) example.dense_targets = dense_targets(example);
     return example;
   }
 
+  // The output at each variable read (a right-hand side, the query's variable) predicts its value; the output at
+  // the prompt's last token predicts the answer and the output at the answer `<end>`, as in next-token training.
+  std::vector<int32_t> dense_targets(const Example& example) const {
+    std::vector<int32_t> targets(example.tokens.size(), -1);
+    std::vector<int32_t> prompt(example.tokens.begin(), example.tokens.begin() + example.answer_begin);
+    interpret(prompt, [&](size_t position, int32_t value) { targets[position] = value; });
+    targets[example.answer_begin - 1] = example.tokens[example.answer_begin];
+    targets[example.answer_begin] = kEnd;
+    return targets;
+  }
+
+  int32_t interpret(const std::vector<int32_t>& prompt, const std::function<void(size_t, int32_t)>& on_read) const;
+
   std::string flavour_ = "math";
   int chains_ = 3;
+  bool dense_ = false;
 };
 
-// Runs the statements in order (x = digit, or x = y for an already assigned y), then reads the queried
-// variable. Accepts both flavours.
-std::vector<int32_t> PrimitivesTask::solve(const std::vector<int32_t>& prompt) const {
+// Runs the statements in order (x = digit, or x = y for an already assigned y), then reads the queried variable
+// and returns its digit token; on_read(position, digit token) sees every variable read. Accepts both flavours.
+int32_t PrimitivesTask::interpret(const std::vector<int32_t>& prompt,
+                                  const std::function<void(size_t, int32_t)>& on_read) const {
   std::map<int32_t, int32_t> env;  // variable -> digit token
   size_t i = 0;
   auto at = [&](size_t k) { return k < prompt.size() ? prompt[k] : (int32_t)-1; };
-  auto lookup = [&](int32_t variable) {
-    auto found = env.find(variable);
+  auto lookup = [&](size_t position) {
+    auto found = env.find(prompt[position]);
     if (found == env.end()) throw_bad_prompt(name(), "a variable is read before it is assigned");
+    on_read(position, found->second);
     return found->second;
   };
   while (i < prompt.size()) {
@@ -109,7 +131,7 @@ std::vector<int32_t> PrimitivesTask::solve(const std::vector<int32_t>& prompt) c
       if (at(i + 1) != kOpen || !is_variable(at(i + 2)) || at(i + 3) != kClose || i + 4 != prompt.size()) {
         throw_bad_prompt(name(), "malformed print(...) query");
       }
-      return {lookup(at(i + 2)), kEnd};
+      return lookup(i + 2);
     }
     if (!is_variable(at(i)) || at(i + 1) != kEquals) {
       throw_bad_prompt(name(), "expected `x =` at position " + std::to_string(i));
@@ -117,7 +139,7 @@ std::vector<int32_t> PrimitivesTask::solve(const std::vector<int32_t>& prompt) c
     int32_t target = at(i), rhs = at(i + 2);
     if (rhs == kQuestion) {  // math query: x = ?
       if (i + 3 != prompt.size()) throw_bad_prompt(name(), "tokens after the query");
-      return {lookup(target), kEnd};
+      return lookup(i);
     }
     if (at(i + 3) != kComma && at(i + 3) != kSemicolon) {
       throw_bad_prompt(name(), "expected ',' or ';' at position " + std::to_string(i + 3));
@@ -125,7 +147,7 @@ std::vector<int32_t> PrimitivesTask::solve(const std::vector<int32_t>& prompt) c
     if (is_digit(rhs)) {
       env[target] = rhs;
     } else if (is_variable(rhs)) {
-      env[target] = lookup(rhs);
+      env[target] = lookup(i + 2);
     } else {
       throw_bad_prompt(name(), "the right side of an assignment must be a digit or a variable");
     }
