@@ -395,11 +395,7 @@ Example IgsmTask::make_candidate(Rng& rng, int ops) const {
   example.answer_begin = (int32_t)example.tokens.size();
   example.tokens.push_back(evaluate_planted(nodes, 0, &values));
   example.tokens.push_back(end_token());
-  if (dense_) {
-    example.dense_targets.resize(example.tokens.size(), -1);
-    example.dense_targets[example.answer_begin - 1] = example.tokens[example.answer_begin];  // '?' -> answer
-    example.dense_targets[example.answer_begin] = end_token();                               // answer -> end
-  }
+  if (dense_) add_answer_targets(example);  // '?' -> answer -> end
   return example;
 }
 

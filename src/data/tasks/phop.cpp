@@ -123,20 +123,20 @@ class PhopTask : public TaskBase {
     example.answer_begin = (int32_t)example.tokens.size();
     example.tokens.push_back(answer);  // from the planted chain; solve() recomputes it from the definition
     example.tokens.push_back(end_token());
-    if (dense_) example.dense_targets = dense_targets(v, p, example.tokens.size());
+    if (dense_) {
+      example.dense_targets = prefix_hop_targets(v, p);
+      add_answer_targets(example);  // '=' -> answer -> end
+    }
     return example;
   }
 
-  // Output at the token of v_i predicts hop_p(v_1..v_i) (-1 if undefined); output at '=' predicts the answer
-  // and output at the answer predicts end, as in next-token training.
-  std::vector<int32_t> dense_targets(const std::vector<int32_t>& v, int p, size_t total) const {
-    std::vector<int32_t> targets(total, -1);
+  // Output at the token of v_i predicts hop_p(v_1..v_i) (-1 if undefined), for the p token and v_1..v_n.
+  std::vector<int32_t> prefix_hop_targets(const std::vector<int32_t>& v, int p) const {
+    std::vector<int32_t> targets(length_ + 1, -1);
     for (int i = 1; i <= length_; i++) {
       int position = find_p(v, i, p);
       if (position > 0) targets[i] = v[position];  // token index of v_i is i (after the p token)
     }
-    targets[length_ + 1] = targets[length_];  // the answer: hop_p of the whole sequence
-    targets[length_ + 2] = end_token();
     return targets;
   }
 

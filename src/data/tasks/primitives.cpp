@@ -4,6 +4,7 @@
 // dense targets are what that interpreter reads: the value of every variable at each place it is read.
 #include <functional>
 #include <map>
+#include <span>
 
 #include "recur/error.h"
 #include "task_common.h"
@@ -91,22 +92,20 @@ class PrimitivesTask : public TaskBase {
     example.answer_begin = (int32_t)example.tokens.size();
     example.tokens.push_back(kDigit0 + digits[query]);
     example.tokens.push_back(kEnd);
-    if (dense_) example.dense_targets = dense_targets(example);
+    if (dense_) add_dense_targets(example);
     return example;
   }
 
-  // The output at each variable read (a right-hand side, the query's variable) predicts its value; the output at
-  // the prompt's last token predicts the answer and the output at the answer `<end>`, as in next-token training.
-  std::vector<int32_t> dense_targets(const Example& example) const {
-    std::vector<int32_t> targets(example.tokens.size(), -1);
-    std::vector<int32_t> prompt(example.tokens.begin(), example.tokens.begin() + example.answer_begin);
-    interpret(prompt, [&](size_t position, int32_t value) { targets[position] = value; });
-    targets[example.answer_begin - 1] = example.tokens[example.answer_begin];
-    targets[example.answer_begin] = kEnd;
-    return targets;
+  // The output at each variable read (a right-hand side, the query's variable) predicts its value; then the
+  // answer as in next-token training.
+  void add_dense_targets(Example& example) const {
+    example.dense_targets.assign(example.tokens.size(), -1);
+    std::span<const int32_t> prompt(example.tokens.data(), (size_t)example.answer_begin);
+    interpret(prompt, [&](size_t position, int32_t value) { example.dense_targets[position] = value; });
+    add_answer_targets(example);
   }
 
-  int32_t interpret(const std::vector<int32_t>& prompt, const std::function<void(size_t, int32_t)>& on_read) const;
+  int32_t interpret(std::span<const int32_t> prompt, const std::function<void(size_t, int32_t)>& on_read) const;
 
   std::string flavour_ = "math";
   int chains_ = 3;
@@ -115,7 +114,7 @@ class PrimitivesTask : public TaskBase {
 
 // Runs the statements in order (x = digit, or x = y for an already assigned y), then reads the queried variable
 // and returns its digit token; on_read(position, digit token) sees every variable read. Accepts both flavours.
-int32_t PrimitivesTask::interpret(const std::vector<int32_t>& prompt,
+int32_t PrimitivesTask::interpret(std::span<const int32_t> prompt,
                                   const std::function<void(size_t, int32_t)>& on_read) const {
   std::map<int32_t, int32_t> env;  // variable -> digit token
   size_t i = 0;

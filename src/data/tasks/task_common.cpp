@@ -181,6 +181,12 @@ Example TaskBase::sample_in_split(Split split, uint64_t index, int difficulty,
               "test_permille");
 }
 
+void add_answer_targets(Example& example) {
+  example.dense_targets.resize(example.tokens.size(), -1);
+  for (size_t t = (size_t)example.answer_begin - 1; t + 1 < example.tokens.size(); t++)
+    example.dense_targets[t] = example.tokens[t + 1];
+}
+
 // ---- registry --------------------------------------------------------------------------------------------
 
 std::vector<std::string> task_names() { return {"addition", "phop", "igsm", "primitives", "group"}; }

@@ -71,6 +71,10 @@ class TaskBase : public Task {
 };
 
 // ---- small helpers shared by several generators ----------------------------------------------------------
+// Ends an example's dense targets as next-token training does: sized to the tokens (-1 where unset), the output
+// at the prompt's last token predicts the answer's first token and each answer token the next one; `<end>` none.
+void add_answer_targets(Example& example);
+
 // Fisher-Yates shuffle with our own uniform draws (std::shuffle's output differs between libraries).
 template <typename T>
 void shuffle_in_place(std::vector<T>& items, Rng& rng) {
