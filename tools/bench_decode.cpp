@@ -25,6 +25,7 @@ struct BenchDecodeOptions {
   std::string gemm = "onednn";
   std::vector<int> prompt = {256}, generate = {128}, batch = {1};
   int repetitions = 3;
+  bool warmup = true;
   bool json = false;
 };
 
@@ -44,6 +45,9 @@ void add_flags(CLI::App* app, BenchDecodeOptions& o) {
   add_precision_flag(app, o.precision);
   add_gemm_flag(app, o.gemm);
   app->add_option("--reps", o.repetitions, "repetitions of each test")->capture_default_str();
+  app->add_flag("!--no_warmup", o.warmup,
+                "time the first run of each test too (by default one untimed run comes first, as in llama-bench: "
+                "it pays oneDNN's kernel generation and the first touch of buffers)");
   app->add_flag("--json", o.json, "one JSON line per test instead of a table");
 }
 
@@ -148,6 +152,7 @@ int run_bench_decode(const BenchDecodeOptions& o) {
     for (int pp : o.prompt) {
       if (pp == 0) continue;
       check(pp >= 1 && pp <= max_len, "bench decode: --pp ", pp, " must be in [1, max_seq_len ", max_len, "]");
+      if (o.warmup) time_test(decoder, batch, pp, 0, rng);
       std::vector<double> rates;
       for (int r = 0; r < o.repetitions; r++) rates.push_back(batch * pp / time_test(decoder, batch, pp, 0, rng));
       print_row(o, name, model, "pp" + std::to_string(pp), batch, rates, 0);
@@ -155,6 +160,7 @@ int run_bench_decode(const BenchDecodeOptions& o) {
     for (int tg : o.generate) {
       if (tg == 0) continue;
       check(tg >= 1 && tg < max_len, "bench decode: --tg ", tg, " must be in [1, max_seq_len ", max_len, ")");
+      if (o.warmup) time_test(decoder, batch, 0, tg, rng);
       std::vector<double> rates;
       for (int r = 0; r < o.repetitions; r++) rates.push_back(batch * tg / time_test(decoder, batch, 0, tg, rng));
       double mean = 0;
