@@ -5,11 +5,13 @@
 // token is a decode step. MoR models route causally (recur/expert_choice.h, recur/token_choice.h): each step's
 // cache holds only the tokens that ran it (recursion-wise caching) unless the steps share the first one's.
 #pragma once
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <vector>
 
 #include "recur/expert_choice.h"
+#include "recur/kernels.h"
 #include "recur/layer.h"
 #include "recur/model.h"
 
@@ -112,6 +114,9 @@ class Decoder {
   TokenLayout layout_;
   std::vector<int32_t> tokens_;
   std::vector<CacheSlot> slots_;
+  // cached_layer_forward's attention: one call per sequence slot, with its query and key ranges
+  std::vector<kernels::AttentionCall> attention_calls_;
+  std::vector<std::array<int32_t, 4>> attention_ranges_;  // q_start[2], k_start[2]
   // MoR stages' scratch (src/infer/mor_decode.cpp) and forward()'s tokens
   std::vector<CacheSlot> mor_slots_, site_slots_;
   std::vector<RecursionToken*> run_, unrouted_, at_step_, continuing_, still_, active_, exited_, in_order_;

@@ -118,6 +118,15 @@ struct AttentionShape {
 // scores, kept so that backward recomputes probabilities without storing them. No Nq×Nk matrix is kept.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttentionShape& shape);
+// Several attention_forward calls (each with its own q/k/v, e.g. one per sequence's KV cache) as one parallel region,
+// their (sequence, query tile, head) tasks shared among the threads.
+struct AttentionCall {
+  float* out;
+  float* lse;
+  const float *q, *k, *v;
+  AttentionShape shape;
+};
+void attention_forward_calls(const AttentionCall* calls, int n_calls);
 // dq/dk/dv += (same strides as q/k/v).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, const AttentionShape& shape);

@@ -44,6 +44,8 @@ void Decoder::cached_layer_forward(int u, const TokenLayout& layout, const std::
   int q_stride = queries_only ? att_dim : c.qkv_dim();
   LayerActivations& a = acts_;
   layer_attention_inputs(model_, u, layout, x_in, a, queries_only);
+  attention_calls_.clear();
+  attention_ranges_.resize(slots.size());
   for (size_t s = 0; s < slots.size(); s++) {
     int r0 = layout.seq_start[s], n = layout.seq_start[s + 1] - r0;
     if (n == 0) continue;
@@ -52,16 +54,18 @@ void Decoder::cached_layer_forward(int u, const TokenLayout& layout, const std::
     std::vector<float>& kv = slots[s].cache->kv[site];  // chunk_layout sized the caches
     std::vector<int32_t>& pos = slots[s].cache->pos[site];
     if (!shared) append_kv(a, layout, r0, n, q_stride, att_dim, kv_dim, c.max_seq_len, kv, pos);
-    int32_t q_start[2] = {0, n}, k_start[2] = {0, (int32_t)pos.size()};
+    int32_t* ranges = attention_ranges_[s].data();
+    ranges[0] = 0, ranges[1] = n, ranges[2] = 0, ranges[3] = (int32_t)pos.size();
     AttentionShape shape;
     shape.n_seq = 1;
-    shape.q_start = q_start, shape.k_start = k_start;
+    shape.q_start = ranges, shape.k_start = ranges + 2;
     shape.q_pos = layout.pos.data() + r0, shape.k_pos = pos.data();
     shape.n_heads = c.n_heads, shape.n_kv_heads = c.n_kv_heads, shape.head_dim = c.head_dim();
     shape.q_stride = q_stride, shape.kv_stride = 2 * kv_dim, shape.out_stride = att_dim;
-    attention_forward(a.att.data() + (size_t)r0 * att_dim, a.lse.data() + (size_t)r0 * c.n_heads,
-                      a.qkv.data() + (size_t)r0 * q_stride, kv.data(), kv.data() + kv_dim, shape);
+    attention_calls_.push_back({a.att.data() + (size_t)r0 * att_dim, a.lse.data() + (size_t)r0 * c.n_heads,
+                                a.qkv.data() + (size_t)r0 * q_stride, kv.data(), kv.data() + kv_dim, shape});
   }
+  attention_forward_calls(attention_calls_.data(), (int)attention_calls_.size());
   layer_output(model_, u, layout.n_rows, x_in, x_out, a);
 }
 

@@ -181,28 +181,39 @@ static void attend_tile(float* out, float* lse, const float* q, const float* k, 
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttentionShape& a) {
-  // Enumerate (sequence, tile) pairs so every thread gets equal-sized work (kept across calls: no allocation
-  // per decode step); the region opens only when the scores are many enough to pay for waking the threads.
-  thread_local std::vector<int> tile_seq, tile_row;
-  tile_seq.clear(), tile_row.clear();
+  AttentionCall call{out, lse, q, k, v, a};
+  attention_forward_calls(&call, 1);
+}
+
+void attention_forward_calls(const AttentionCall* calls, int n_calls) {
+  // Enumerate (call, sequence, tile, head) tasks so every thread gets equal-sized work, across calls too (decoding
+  // several sequences is one call per sequence cache); kept across calls: no allocation per decode step. The region
+  // opens only when the scores are many enough to pay for waking the threads.
+  struct Task {
+    int call, seq, row, head;
+  };
+  thread_local std::vector<Task> tasks;
+  tasks.clear();
   size_t work = 0;
-  for (int s = 0; s < a.n_seq; s++) {
-    for (int i = a.q_start[s]; i < a.q_start[s + 1]; i += kQueryTile) {
-      tile_seq.push_back(s);
-      tile_row.push_back(i);
+  for (int c = 0; c < n_calls; c++) {
+    const AttentionShape& a = calls[c].shape;
+    for (int s = 0; s < a.n_seq; s++) {
+      for (int i = a.q_start[s]; i < a.q_start[s + 1]; i += kQueryTile)
+        for (int h = 0; h < a.n_heads; h++) tasks.push_back({c, s, i, h});
+      work += (size_t)(a.q_start[s + 1] - a.q_start[s]) * (a.k_start[s + 1] - a.k_start[s]) * a.n_heads * a.head_dim;
     }
-    work += (size_t)(a.q_start[s + 1] - a.q_start[s]) * (a.k_start[s + 1] - a.k_start[s]);
   }
-  work *= (size_t)a.n_heads * a.head_dim;
-  int n_tasks = (int)tile_seq.size() * a.n_heads;
-  const int *seq_of = tile_seq.data(), *row_of = tile_row.data();  // the caller's: thread_local differs per thread
+  int n_tasks = (int)tasks.size();
+  const Task* task_list = tasks.data();  // the caller's: thread_local differs per thread
 #pragma omp parallel if (work >= kParallelScoreWork)
   {
     thread_local std::vector<float> score_buffer;
 #pragma omp for schedule(dynamic, 1)
-    for (int task = 0; task < n_tasks; task++) {
-      int t = task / a.n_heads, h = task % a.n_heads, s = seq_of[t], i0 = row_of[t];
-      attend_tile(out, lse, q, k, v, a, s, h, i0, std::min(kQueryTile, a.q_start[s + 1] - i0), score_buffer);
+    for (int i = 0; i < n_tasks; i++) {
+      const Task& t = task_list[i];
+      const AttentionCall& c = calls[t.call];
+      attend_tile(c.out, c.lse, c.q, c.k, c.v, c.shape, t.seq, t.head, t.row,
+                  std::min(kQueryTile, c.shape.q_start[t.seq + 1] - t.row), score_buffer);
     }
   }
 }
