@@ -327,6 +327,41 @@ TEST(Kernels, AttentionCompactedSubset) {
   run_attention_case(c);
 }
 
+// Several calls, each with its own q/k/v buffers (one sequence cache each, as decoding several sequences makes
+// them), in one region: each equals the reference run on that call alone. Long caches make the work large enough
+// to open the parallel region; one call has a prefill chunk, the others single tokens.
+TEST(Kernels, AttentionForwardCallsEachEqualTheReference) {
+  const int H = 4, Hkv = 2, hd = 16, stride = H * hd, kv_stride = 2 * Hkv * hd;
+  std::vector<int> queries = {1, 1, 70, 1}, keys = {300, 17, 370, 1};
+  std::vector<std::vector<float>> q, kv, got, lse, want, want_lse;
+  std::vector<std::vector<int32_t>> q_pos, k_pos, ranges;
+  std::vector<AttentionCall> calls;
+  for (size_t c = 0; c < queries.size(); c++) {
+    q.push_back(randn((size_t)queries[c] * stride, 40 + c));
+    kv.push_back(randn((size_t)keys[c] * kv_stride, 50 + c));
+    got.emplace_back((size_t)queries[c] * stride, NAN), lse.emplace_back((size_t)queries[c] * H, NAN);
+    q_pos.emplace_back(queries[c]), k_pos.emplace_back(keys[c]);
+    for (int i = 0; i < queries[c]; i++) q_pos[c][i] = keys[c] - queries[c] + i;  // the newest keys' positions
+    for (int j = 0; j < keys[c]; j++) k_pos[c][j] = j;
+    ranges.push_back({0, queries[c], 0, keys[c]});
+  }
+  for (size_t c = 0; c < queries.size(); c++) {
+    AttentionShape a;
+    a.n_seq = 1, a.q_start = ranges[c].data(), a.k_start = ranges[c].data() + 2;
+    a.q_pos = q_pos[c].data(), a.k_pos = k_pos[c].data();
+    a.n_heads = H, a.n_kv_heads = Hkv, a.head_dim = hd, a.q_stride = stride, a.kv_stride = kv_stride;
+    a.out_stride = stride;
+    calls.push_back({got[c].data(), lse[c].data(), q[c].data(), kv[c].data(), kv[c].data() + Hkv * hd, a});
+    want.emplace_back(got[c].size()), want_lse.emplace_back(lse[c].size());
+    attention_forward_ref(want[c].data(), want_lse[c].data(), q[c].data(), kv[c].data(), kv[c].data() + Hkv * hd, a);
+  }
+  attention_forward_calls(calls.data(), (int)calls.size());
+  for (size_t c = 0; c < calls.size(); c++) {
+    EXPECT_LE(nmax_error(got[c], want[c]), 1e-5) << "call " << c;
+    EXPECT_LE(nmax_error(lse[c], want_lse[c]), 1e-5) << "call " << c;
+  }
+}
+
 TEST(Kernels, SwiGLU) {
   for (auto [N, F] : kShapes) {
     auto gu = randn((size_t)N * 2 * F, 21), dout = randn((size_t)N * F, 22);
