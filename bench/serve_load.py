@@ -233,7 +233,8 @@ def print_rows(rows, as_json):
 
 def main():
     args = parse_args()
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # Both servers run at OpenMP's default wait policy unless the caller sets OMP_WAIT_POLICY: "passive" sleeps at
+    # every barrier, and llama.cpp's CPU backend meets one after every graph node (bench/compare_decode.py).
     os.makedirs(args.work, exist_ok=True)
     checkpoints = [(c, c) for c in args.checkpoints] if args.checkpoints else trained(args)
     if not args.no_llama:
