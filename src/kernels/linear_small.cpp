@@ -51,7 +51,7 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
 // One weight row at a time, 16 columns per iteration (two accumulators per input row), f32 or bf16 weights. Rows
 // follow each other in memory, so the weights stream as one sequential read; several rows in lockstep would be
 // several short streams of one row each, which the hardware prefetchers follow poorly (measured: half the
-// bandwidth for bf16, and 0.63x llama.cpp's f32 decoding on M against one row at a time).
+// bandwidth for bf16; f32 decoding of M ran at 410 tok/s in lockstep against 790 one row at a time).
 template <int NC, class W>
 __attribute__((target("avx2,fma"))) void row_avx2(float* out, const float* inp, const W* w, int C, int OC) {
   __m256 acc[NC][2];
