@@ -90,6 +90,17 @@ double time_test(Decoder& decoder, int batch, int prompt, int generate, Rng& rng
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The rates (tokens/s over all sequences) of o.repetitions runs of one test, after an untimed warm-up run unless
+// --no_warmup.
+std::vector<double> test_rates(const BenchDecodeOptions& o, Decoder& decoder, int batch, int prompt, int generate,
+                               Rng& rng) {
+  if (o.warmup) time_test(decoder, batch, prompt, generate, rng);
+  std::vector<double> rates;
+  for (int r = 0; r < o.repetitions; r++)
+    rates.push_back(batch * (prompt + generate) / time_test(decoder, batch, prompt, generate, rng));
+  return rates;
+}
+
 void print_row(const BenchDecodeOptions& o, const std::string& name, const Model& model, const std::string& test,
                int batch, const std::vector<double>& rates, double weight_gbs) {
   double mean = 0, var = 0;
@@ -152,17 +163,12 @@ int run_bench_decode(const BenchDecodeOptions& o) {
     for (int pp : o.prompt) {
       if (pp == 0) continue;
       check(pp >= 1 && pp <= max_len, "bench decode: --pp ", pp, " must be in [1, max_seq_len ", max_len, "]");
-      if (o.warmup) time_test(decoder, batch, pp, 0, rng);
-      std::vector<double> rates;
-      for (int r = 0; r < o.repetitions; r++) rates.push_back(batch * pp / time_test(decoder, batch, pp, 0, rng));
-      print_row(o, name, model, "pp" + std::to_string(pp), batch, rates, 0);
+      print_row(o, name, model, "pp" + std::to_string(pp), batch, test_rates(o, decoder, batch, pp, 0, rng), 0);
     }
     for (int tg : o.generate) {
       if (tg == 0) continue;
       check(tg >= 1 && tg < max_len, "bench decode: --tg ", tg, " must be in [1, max_seq_len ", max_len, ")");
-      if (o.warmup) time_test(decoder, batch, 0, tg, rng);
-      std::vector<double> rates;
-      for (int r = 0; r < o.repetitions; r++) rates.push_back(batch * tg / time_test(decoder, batch, 0, tg, rng));
+      std::vector<double> rates = test_rates(o, decoder, batch, 0, tg, rng);
       double mean = 0;
       for (double x : rates) mean += x / rates.size();
       // every decode step streams all weights once for the whole batch

@@ -7,8 +7,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <bit>
-#include <type_traits>
 
 #include "bf16_operand.h"
 #include "recur/kernels.h"
