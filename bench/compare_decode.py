@@ -15,6 +15,7 @@ Usage: python3 bench/compare_decode.py [--recur build/recur] [--models S,M,L] [-
 import argparse
 import json
 import os
+import sys
 
 from llama_tools import ROOT, llama_tools, run
 
@@ -55,10 +56,16 @@ def llama_bench_rates(bench, threads, gguf, pp, tg, reps):
 
 
 def batched_bench_rates(batched, threads, gguf, pp, tg, sequences):
-    out = run([batched, "-m", gguf, "-c", str(2 * sequences * (pp + tg)), "-b", "2048", "-ub", "512", "-npp", str(pp),
-               "-ntg", str(tg), "-npl", str(sequences), "-t", str(threads), "--output-format", "jsonl"])
-    row = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-    return {"pp": row["speed_pp"], "tg": row["speed_tg"]}
+    cmd = [batched, "-m", gguf, "-c", str(2 * sequences * (pp + tg)), "-b", "2048", "-ub", "512", "-npp", str(pp),
+           "-ntg", str(tg), "-npl", str(sequences), "-t", str(threads), "--output-format", "jsonl"]
+    # llama.cpp prints through a logging thread, and a run has been seen to exit 0 before its JSON line was
+    # written, so a run without one is repeated (at most three runs).
+    for _ in range(3):
+        lines = [line for line in run(cmd).splitlines() if line.startswith("{")]
+        if lines:
+            row = json.loads(lines[-1])
+            return {"pp": row["speed_pp"], "tg": row["speed_tg"]}
+    sys.exit(f"compare_decode.py: {' '.join(cmd)} printed no JSON result in three runs")
 
 
 def table_row(label, ours, theirs):
@@ -92,6 +99,7 @@ def main():
         ours = recur_rates(args.recur, args.threads, checkpoint, args.pp, args.tg, 1, args.reps)
         theirs = llama_bench_rates(bench, args.threads, gguf, args.pp, args.tg, args.reps)
         rows.append(table_row(name, ours, theirs))
+        print(rows[-1], file=sys.stderr, flush=True)  # a later failure does not lose the rows measured
     if not args.no_batched:
         checkpoint, gguf = exported(args.recur, args.work, "B16")
         ours = recur_rates(args.recur, args.threads, checkpoint, 64, 64, 16, args.reps)

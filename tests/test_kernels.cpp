@@ -190,12 +190,14 @@ TEST(Kernels, Bf16ProductsNative) {
   set_gemm_backend(saved);
 }
 
-// The small-N kernel (both code paths) and the seam on f32 and bf16 weights against the reference, on shapes
-// with C and OC tails and N on both sides of kSmallN. Tolerance: float accumulation over C <= 300 terms.
+// The small-N kernel (each code path this CPU has: native bf16, AVX2/FMA, plain loops) and the seam on f32 and bf16
+// weights against the reference, on shapes with C and OC tails (C = 300: a 64-column step, then a masked 44) and N on
+// both sides of kSmallN. Tolerance: float accumulation over C <= 300 terms.
 TEST(Kernels, LinearSmallN) {
   struct {
     int N, C, OC;
-  } shapes[] = {{1, 1, 1}, {1, 8, 4}, {1, 300, 37}, {2, 17, 9}, {3, 64, 130}, {kSmallN, 40, 12}, {kSmallN + 3, 33, 70}};
+  } shapes[] = {{1, 1, 1},    {1, 8, 4},         {1, 300, 37},          {2, 17, 9},
+                {3, 64, 130}, {kSmallN, 40, 12}, {kSmallN + 3, 33, 70}, {5, 96, 9}};
   for (auto s : shapes) {
     auto x = randn((size_t)s.N * s.C, 21), w = randn((size_t)s.OC * s.C, 22);
     std::vector<uint16_t> w16(w.size());
@@ -203,9 +205,9 @@ TEST(Kernels, LinearSmallN) {
     for (WeightView view : {WeightView(w.data()), WeightView::of_bf16(w16.data())}) {
       std::vector<float> ref((size_t)s.N * s.OC), got(ref.size(), NAN);
       linear_forward_ref(ref.data(), x.data(), view, s.N, s.C, s.OC);
-      for (bool portable : {false, true}) {
-        linear_forward_small_n(got.data(), x.data(), view, s.N, s.C, s.OC, portable);
-        EXPECT_LE(nmax_error(got, ref), 1e-5) << s.N << "x" << s.C << "x" << s.OC << " portable " << portable;
+      for (SmallNPath path : {SmallNPath::fastest, SmallNPath::avx2, SmallNPath::portable}) {
+        linear_forward_small_n(got.data(), x.data(), view, s.N, s.C, s.OC, path);
+        EXPECT_LE(nmax_error(got, ref), 1e-5) << s.N << "x" << s.C << "x" << s.OC << " path " << (int)path;
       }
       std::fill(got.begin(), got.end(), NAN);
       linear_forward(got.data(), x.data(), view, s.N, s.C, s.OC);

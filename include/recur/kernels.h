@@ -69,9 +69,12 @@ void linear_backward(float* dinp, float* dweight, const float* dout, const float
 void linear_forward_ref(float* out, const float* inp, WeightView weight, int N, int C, int OC);
 void linear_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, WeightView weight, int N,
                          int C, int OC);
-// The small-N kernel alone, any N (tests, benchmarks): AVX2/FMA when the CPU has them unless `portable`.
+// The small-N kernel alone, any N (tests, benchmarks), by its fastest code path on this CPU (bf16 weights: native
+// AVX512-BF16 products where the CPU has them, else AVX2/FMA; f32 weights: AVX2/FMA), or by a slower one (a
+// path the CPU lacks falls back to the next: native bf16, then AVX2/FMA, then plain loops).
+enum class SmallNPath { fastest, avx2, portable };
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC,
-                            bool portable = false);
+                            SmallNPath path = SmallNPath::fastest);
 bool cpu_has_avx2_fma();
 // Whether the CPU has AVX512-BF16 (vdpbf16ps).
 bool cpu_has_avx512_bf16();
