@@ -115,63 +115,48 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void row_native_bf16(floa
   for (int n = 0; n < NC; n++) out[(size_t)n * OC] = sum16(_mm512_add_ps(acc[n][0], acc[n][1]));
 }
 
-// The vector kernels of one weight row against NC input rows: f32 or widened bf16 weights on AVX2, and bf16 pairs
-// on AVX512-BF16 (input rows as bf16 bits).
-struct Avx2Rows {
-  template <int NC, class W>
-  static void row(float* out, const float* inp, const W* w, int C, int OC) {
-    row_avx2<NC>(out, inp, w, C, OC);
-  }
-};
-struct NativeBf16Rows {
-  template <int NC>
-  static void row(float* out, const uint16_t* inp, const uint16_t* w, int C, int OC) {
-    row_native_bf16<NC>(out, inp, w, C, OC);
-  }
-};
+// The code paths of the kernel: plain loops, AVX2/FMA (f32 or widened bf16 weights), native bf16 pairs.
+enum class Kernel { portable, avx2, native_bf16 };
 
-// One block of r <= kRows weight rows against every input row, kInputRows at a time, by the row kernels Rows.
-template <class Rows, class X, class W>
+// One weight row against NC input rows by kernel K (native_bf16: the input rows as bf16 bits).
+template <Kernel K, int NC, class X, class W>
+void row(float* out, const X* inp, const W* w, int C, int OC) {
+  if constexpr (K == Kernel::portable)
+    block_portable(out, inp, w, 1, NC, C, OC);
+  else if constexpr (K == Kernel::avx2)
+    row_avx2<NC>(out, inp, w, C, OC);
+  else
+    row_native_bf16<NC>(out, inp, w, C, OC);
+}
+
+// One block of r <= kRows weight rows against every input row, kInputRows at a time.
+template <Kernel K, class X, class W>
 void block(float* out, const X* inp, const W* w, int r, int N, int C, int OC) {
   for (int n0 = 0; n0 < N; n0 += kInputRows) {
-    int nc = std::min(kInputRows, N - n0);
     float* o = out + (size_t)n0 * OC;
     const X* x = inp + (size_t)n0 * C;
     for (int i = 0; i < r; i++)
-      if (nc == kInputRows)
-        Rows::template row<kInputRows>(o + i, x, w + (size_t)i * C, C, OC);
+      if (N - n0 >= kInputRows)
+        row<K, kInputRows>(o + i, x, w + (size_t)i * C, C, OC);
       else
-        Rows::template row<1>(o + i, x, w + (size_t)i * C, C, OC);
+        row<K, 1>(o + i, x, w + (size_t)i * C, C, OC);
   }
 }
 
-// Runs block_at(o0, r) over the blocks of kRows weight rows, on the OpenMP team when the product is large enough.
-template <class Block>
-void over_blocks(int N, int C, int OC, const Block& block_at) {
+// The blocks of kRows weight rows, on the OpenMP team when the product is large enough.
+template <Kernel K, class X, class W>
+void small_n(float* out, const X* inp, const W* w, int N, int C, int OC) {
   int n_blocks = (OC + kRows - 1) / kRows;
-  auto run = [&](int b) { block_at(b * kRows, std::min(kRows, OC - b * kRows)); };
+  auto run = [&](int b) {
+    int o0 = b * kRows;
+    block<K>(out + o0, inp, w + (size_t)o0 * C, std::min(kRows, OC - o0), N, C, OC);
+  };
   if ((size_t)N * C * OC < kParallelWork || n_blocks == 1) {  // no OpenMP region at all: it would cost more
     for (int b = 0; b < n_blocks; b++) run(b);
     return;
   }
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < n_blocks; b++) run(b);
-}
-
-template <class W>
-void small_n(float* out, const float* inp, const W* w, int N, int C, int OC, bool avx2) {
-  over_blocks(N, C, OC, [&](int o0, int r) {
-    if (avx2)
-      block<Avx2Rows>(out + o0, inp, w + (size_t)o0 * C, r, N, C, OC);
-    else
-      for (int n0 = 0; n0 < N; n0 += kInputRows)
-        block_portable(out + (size_t)n0 * OC + o0, inp + (size_t)n0 * C, w + (size_t)o0 * C, r,
-                       std::min(kInputRows, N - n0), C, OC);
-  });
-}
-
-void small_n_native_bf16(float* out, const uint16_t* inp, const uint16_t* w, int N, int C, int OC) {
-  over_blocks(N, C, OC, [&](int o0, int r) { block<NativeBf16Rows>(out + o0, inp, w + (size_t)o0 * C, r, N, C, OC); });
 }
 
 }  // namespace
@@ -187,13 +172,20 @@ bool cpu_has_avx512_bf16() {
 }
 
 void linear_forward_small_n(float* out, const float* inp, WeightView weight, int N, int C, int OC, SmallNPath path) {
-  bool avx2 = path != SmallNPath::portable && cpu_has_avx2_fma();
   if (weight.bf16 && path == SmallNPath::fastest && cpu_has_avx512_bf16())
-    small_n_native_bf16(out, bf16_bits_operand(inp, (size_t)N * C, 0), weight.bf16, N, C, OC);
-  else if (weight.bf16)
-    small_n(out, bf16_operand(inp, (size_t)N * C, true, 0), weight.bf16, N, C, OC, avx2);
+    return small_n<Kernel::native_bf16>(out, bf16_bits_operand(inp, (size_t)N * C, 0), weight.bf16, N, C, OC);
+  const float* x = bf16_operand(inp, (size_t)N * C, weight.bf16 != nullptr, 0);  // inp itself for f32 weights
+  bool avx2 = path != SmallNPath::portable && cpu_has_avx2_fma();
+  auto run = [&](const auto* w) {
+    if (avx2)
+      small_n<Kernel::avx2>(out, x, w, N, C, OC);
+    else
+      small_n<Kernel::portable>(out, x, w, N, C, OC);
+  };
+  if (weight.bf16)
+    run(weight.bf16);
   else
-    small_n(out, inp, weight.f32, N, C, OC, avx2);
+    run(weight.f32);
 }
 
 }  // namespace recur::kernels
