@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "recur/error.h"
+#include "recur/task_train.h"
 #include "recur/tasks.h"
 #include "test_util.h"
 
@@ -567,6 +568,10 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
       {"group", {{"group", "q"}}, "\"z\", \"s3\", \"s4\", \"s5\""},
       {"group", {{"group", "s5"}, {"p", 7}}, "p applies only"},
       {"group", {{"n_test", {0}}}, "n_test"},
+      {"group", {{"n_train", {2, 4, 8}}, {"curriculum", {100}}}, "one step per n_train entry after the first (2"},
+      {"group", {{"n_train", {2, 4, 8}}, {"curriculum", {200, 200}}}, "strictly increasing"},
+      {"group", {{"n_train", {8}}, {"curriculum", {100}}}, "at least two n_train entries"},
+      {"igsm", {{"curriculum", {0, 5, 9}}}, "out of range"},
   };
   for (const Case& c : cases) {
     std::string message = error_of([&] { make_task(c.task, c.options, 1); });
@@ -575,6 +580,27 @@ TEST(Tasks, BadOptionsThrowHelpfulErrors) {
   }
   std::string unknown = error_of([] { make_task("additon", nullptr, 1); });
   EXPECT_NE(unknown.find("known tasks: addition, phop, igsm, primitives, group"), std::string::npos) << unknown;
+}
+
+// "curriculum" introduces the training list's entries one after another, keeping the earlier ones; the test split
+// and the examples themselves do not change, and without the option every step trains on the whole list.
+TEST(Tasks, CurriculumAddsTrainingDifficultiesAtItsSteps) {
+  json options = {{"group", "s3"}, {"n_train", {2, 4, 8}}, {"n_test", {4, 8}}, {"curriculum", {100, 250}}};
+  auto task = make_task("group", options, 3);
+  EXPECT_EQ(task->train_difficulties_at(0), (std::vector<int>{2}));
+  EXPECT_EQ(task->train_difficulties_at(99), (std::vector<int>{2}));
+  EXPECT_EQ(task->train_difficulties_at(100), (std::vector<int>{2, 4}));
+  EXPECT_EQ(task->train_difficulties_at(249), (std::vector<int>{2, 4}));
+  EXPECT_EQ(task->train_difficulties_at(250), (std::vector<int>{2, 4, 8}));
+  EXPECT_EQ(task->difficulties(Split::train), (std::vector<int>{2, 4, 8}));
+  options.erase("curriculum");
+  auto plain = make_task("group", options, 3);
+  EXPECT_EQ(plain->train_difficulties_at(0), (std::vector<int>{2, 4, 8}));
+  EXPECT_EQ(plain->generate(Split::test, 5, 8).tokens, task->generate(Split::test, 5, 8).tokens);
+  // A batch's rows are padded to its longest example (n elements, '=', answer: n + 2 inputs).
+  EXPECT_EQ(recur::task_batch(*task, 64, 7, 50, 0).seq_len, 4);
+  EXPECT_EQ(recur::task_batch(*task, 64, 7, 150, 0).seq_len, 6);
+  EXPECT_EQ(recur::task_batch(*task, 64, 7, 300, 0).seq_len, 10);
 }
 
 TEST(Tasks, BadCallsThrow) {

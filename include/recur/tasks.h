@@ -30,6 +30,9 @@ class Task {
   virtual int max_length() const = 0;  // longest tokens.size() this task can produce with its options
   // Difficulties configured for a split (the option lists, e.g. n_train / n_test for addition).
   virtual std::vector<int> difficulties(Split split) const = 0;
+  // The training difficulties in use at an optimizer step: all of difficulties(train), or with the "curriculum"
+  // option the first of them until the first curriculum step, the first two from there, and so on.
+  virtual std::vector<int> train_difficulties_at(int64_t step) const = 0;
   // Deterministic in (seed, split, index, difficulty) on any machine. An example is in the test split iff the
   // hash of its split_key falls in the test bucket, so no prompt (or template) can appear in both splits. difficulty
   // must be one of difficulties(train) or difficulties(test) (either split may use either list).

@@ -31,7 +31,7 @@ static Batch pack(const std::vector<tasks::Example>& examples) {
 }
 
 Batch task_batch(const tasks::Task& task, int batch_size, uint64_t seed, int64_t step, int micro_step) {
-  std::vector<int> difficulties = task.difficulties(tasks::Split::train);
+  std::vector<int> difficulties = task.train_difficulties_at(step);
   Rng rng(mix_seed(mix_seed(seed, (uint64_t)step), (uint64_t)micro_step + 0x7a5c));
   std::vector<tasks::Example> examples;
   for (int b = 0; b < batch_size; b++) {

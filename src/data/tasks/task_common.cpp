@@ -57,7 +57,8 @@ std::vector<int> Options::get_int_list(const std::string& key, const std::vector
   known_keys_.push_back(key);
   if (!json_.contains(key)) return default_value;
   const nlohmann::json& value = json_[key];
-  std::string hint = "; e.g. \"" + key + "\": [" + std::to_string(default_value.front()) + "]";
+  std::string example = default_value.empty() ? "1" : std::to_string(default_value.front());
+  std::string hint = "; e.g. \"" + key + "\": [" + example + "]";
   check(value.is_array() && !value.empty(), task_, ": option ", key, " must be a non-empty list of integers, got ",
         brief_json(value), hint);
   std::vector<int> out;
@@ -133,10 +134,33 @@ TaskBase::TaskBase(uint64_t seed, Options& options, const std::string& train_key
   test_permille_ = options.get_int("test_permille", 50, 1, 999);
   train_difficulties_ = options.get_int_list(train_key, train_default, min_difficulty, max_difficulty);
   test_difficulties_ = options.get_int_list(test_key, test_default, min_difficulty, max_difficulty);
+  read_curriculum(options, train_key);
+}
+
+// "curriculum": [s_1, ..., s_{n-1}] for an n-entry training list: entry i + 1 joins the training mix at step s_i.
+void TaskBase::read_curriculum(Options& options, const std::string& train_key) {
+  curriculum_steps_ = options.get_int_list("curriculum", {}, 1, 1 << 30);
+  if (!options.has("curriculum")) return;
+  size_t want = train_difficulties_.size() - 1;
+  check(want > 0, options.task(), ": option curriculum needs at least two ", train_key,
+        " entries to introduce one after another; add entries to ", train_key, " or remove curriculum");
+  check(curriculum_steps_.size() == want, options.task(), ": option curriculum must give one step per ", train_key,
+        " entry after the first (", want, " for ", train_key, " ", brief_json(train_difficulties_), "), got ",
+        curriculum_steps_.size());
+  for (size_t i = 1; i < want; i++)
+    check(curriculum_steps_[i] > curriculum_steps_[i - 1], options.task(),
+          ": option curriculum must be strictly increasing steps, got ", brief_json(curriculum_steps_));
 }
 
 std::vector<int> TaskBase::difficulties(Split split) const {
   return split == Split::train ? train_difficulties_ : test_difficulties_;
+}
+
+std::vector<int> TaskBase::train_difficulties_at(int64_t step) const {
+  if (curriculum_steps_.empty()) return train_difficulties_;
+  size_t joined =
+      1 + std::count_if(curriculum_steps_.begin(), curriculum_steps_.end(), [step](int s) { return s <= step; });
+  return std::vector<int>(train_difficulties_.begin(), train_difficulties_.begin() + joined);
 }
 
 int TaskBase::max_difficulty() const {

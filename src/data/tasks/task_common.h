@@ -28,6 +28,7 @@ class Options {
   std::vector<int> get_int_list(const std::string& key, const std::vector<int>& default_value, int min_value,
                                 int max_value);
   bool has(const std::string& key) const;
+  const std::string& task() const { return task_; }  // the task's name, for error messages
   // Throws if the options contain a key none of the accessors asked for (catches typos such as "digit").
   void check_no_unknown_keys() const;
 
@@ -54,6 +55,7 @@ std::string render_tokens(const std::vector<std::string>& names, const std::vect
 class TaskBase : public Task {
  public:
   std::vector<int> difficulties(Split split) const override;
+  std::vector<int> train_difficulties_at(int64_t step) const override;
 
  protected:
   TaskBase(uint64_t seed, Options& options, const std::string& train_key, const std::vector<int>& train_default,
@@ -68,6 +70,10 @@ class TaskBase : public Task {
   uint64_t seed_;
   int test_permille_;
   std::vector<int> train_difficulties_, test_difficulties_;
+
+ private:
+  void read_curriculum(Options& options, const std::string& train_key);
+  std::vector<int> curriculum_steps_;  // empty, or the step from which train_difficulties_[i + 1] joins
 };
 
 // ---- small helpers shared by several generators ----------------------------------------------------------
